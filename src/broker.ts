@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import { AuditLog } from './audit/audit-log.js';
+import { openDataStore, type DataStore } from './audit/db.js';
+import type { SluiceConfig, TargetConfig } from './config/model.js';
+import { resolveTargetPassword } from './config/password.js';
+import { AgentKeyStore } from './identity/agent-keys.js';
+import { CancelRegistry } from './proxy/cancel-registry.js';
+import type { ProxyContext } from './proxy/context.js';
+import { ProxyListener } from './proxy/listener.js';
+import type { UpstreamTarget } from './proxy/upstream.js';
+
+export type LogFn = (level: 'info' | 'warn' | 'error', msg: string) => void;
+
+export interface BrokerDeps {
+  log?: LogFn;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Broker {
+  readonly db: DataStore;
+  readonly keys: AgentKeyStore;
+  readonly audit: AuditLog;
+  /** Starts accepting clients on the configured address; resolves with the bound address. */
+  listen(): Promise<{ host: string; port: number }>;
+  /** Clients currently connected (any state). */
+  connectionCount(): number;
+  close(): Promise<void>;
+}
+
+/** Wires the stores and the proxy together. The Electron shell and `sluice serve` both run this. */
+export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broker {
+  const log: LogFn = deps.log ?? ((level, msg) => (level === 'info' ? console.log : console.error)(`[sluice] ${msg}`));
+  const env = deps.env ?? process.env;
+  const db = openDataStore(config.dataDir);
+  const keys = new AgentKeyStore(db);
+  const audit = new AuditLog(db);
+  const aborted = audit.markOpenSessionsAborted('Sluice stopped while the session was open');
+  if (aborted > 0) log('warn', `marked ${aborted} session(s) left open by a previous run as aborted`);
+
+  const byName = new Map(config.targets.map((t) => [t.name, t] as const));
+  const targets = new Map<string, UpstreamTarget>(config.targets.map((t) => [t.name, toUpstream(t)]));
+  const ctx: ProxyContext = {
+    limits: config.limits,
+    tls: config.tls
+      ? tls.createSecureContext({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), minVersion: 'TLSv1.2' })
+      : undefined,
+    targets,
+    resolvePassword: (t) => resolveTargetPassword(byName.get(t.name)!, env),
+    verifyKey: (name, secret) => keys.verify(name, secret),
+    audit,
+    cancels: new CancelRegistry(),
+    activeSessions: new Set(),
+    log,
+  };
+  const listener = new ProxyListener(ctx);
+  let closed = false;
+
+  return {
+    db, keys, audit,
+    listen: () => listener.listen(config.listen.host, config.listen.port),
+    connectionCount: () => listener.connectionCount,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await listener.close('Sluice is shutting down');
+      audit.close();
+      db.close();
+    },
+  };
+}
+
+function toUpstream(t: TargetConfig): UpstreamTarget {
+  return { name: t.name, host: t.host, port: t.port, database: t.database, user: t.user, tls: { mode: t.tls.mode, ca: t.tls.ca } };
+}

@@ -1,0 +1,234 @@
+import type net from 'node:net';
+import { Backend, Frontend, SqlState } from '../protocol/codes.js';
+import { Framer, writeFrames } from '../protocol/framer.js';
+import { errorResponse, parseErrorFields, terminate, type PgError } from '../protocol/messages.js';
+import type { StatementRecord } from '../audit/audit-log.js';
+import type { ProxyContext } from './context.js';
+import { ExtendedState } from './extended-state.js';
+import type { UpstreamSession, UpstreamTarget } from './upstream.js';
+
+/** Client frames held until their audit records are committed; they leave in the order they came. */
+interface InboundBatch {
+  frames: Buffer[];
+  ready: boolean;
+  terminate: boolean;
+}
+
+/** Batches waiting for the audit store beyond which the client is not read (backpressure). */
+const MAX_QUEUED_BATCHES = 64;
+
+export interface RelayOptions {
+  sessionId: number;
+  target: UpstreamTarget;
+  early: Buffer[];
+  cancelPid: number;
+  onClosed(): void;
+}
+
+/**
+ * The statement loop: client frames are read whole, their statement texts recorded, and forwarded as the same
+ * bytes once the audit store has them; server frames go back as the same bytes. Only the message code and, for
+ * Query/Parse/Bind/Execute/Close, the names and text are decoded.
+ */
+export class Relay {
+  private readonly serverFramer: Framer;
+  private readonly queue: InboundBatch[] = [];
+  private readonly ext = new ExtendedState();
+  private closed = false;
+  private clientPausedForUpstream = false;
+  private serverPausedForClient = false;
+  /** Message of a FATAL the server sent (passed to the client already); used as the end reason. */
+  private serverFatal: string | null = null;
+  private terminating = false;
+
+  constructor(
+    private readonly client: net.Socket,
+    private readonly clientFramer: Framer,
+    private readonly upstream: UpstreamSession,
+    private readonly ctx: ProxyContext,
+    private readonly opts: RelayOptions,
+  ) {
+    this.serverFramer = upstream.framer;
+    const server = upstream.socket;
+    client.on('data', this.onClientData);
+    client.on('close', () => this.end('client disconnected'));
+    client.on('error', () => { /* 'close' follows */ });
+    client.on('drain', this.onClientDrain);
+    server.on('data', this.onServerData);
+    server.on('close', () => this.onServerGone());
+    server.on('error', () => { /* 'close' follows */ });
+    server.on('drain', this.onServerDrain);
+    if (upstream.leftover.length > 0) this.fromServer(upstream.leftover);
+    if (opts.early.length > 0) this.fromClient(opts.early);
+    server.resume();
+    client.resume();
+  }
+
+  shutdown(message: string): void {
+    this.fatalToClient({ code: SqlState.AdminShutdown, message, hint: 'Reconnect when Sluice is back.' }, `broker shutdown: ${message}`);
+  }
+
+  private readonly onClientData = (chunk: Buffer) => {
+    const frames: Buffer[] = [];
+    const err = this.clientFramer.push(chunk, (f) => frames.push(f));
+    if (frames.length > 0) this.fromClient(frames);
+    if (err) {
+      this.fatalToClient({ code: SqlState.ProtocolViolation, message: err.kind === 'too_large' ? `message of ${err.declared} bytes exceeds Sluice's limit of ${err.limit}` : `invalid message length ${err.declared}`, hint: err.kind === 'too_large' ? 'Send smaller statements or raise limits.maxMessageBytes.' : undefined }, `protocol violation from client (${err.kind})`);
+    }
+  };
+
+  private fromClient(frames: Buffer[]): void {
+    if (this.closed) return;
+    const records: StatementRecord[] = [];
+    const now = Date.now();
+    let terminate = false;
+    for (const f of frames) {
+      const code = f[0]!;
+      switch (code) {
+        case Frontend.Query: records.push(this.rec('simple', null, textOf(f, 5), now)); break;
+        case Frontend.Parse: {
+          const p = this.ext.parse(f);
+          if (!p) return this.malformed('Parse');
+          records.push(this.rec('parse', p.name, p.text, now));
+          break;
+        }
+        case Frontend.Bind: if (!this.ext.bind(f)) return this.malformed('Bind'); break;
+        case Frontend.Execute: {
+          const e = this.ext.execute(f);
+          if (!e) return this.malformed('Execute');
+          records.push(this.rec('execute', e.portal, e.text, now));
+          break;
+        }
+        case Frontend.Close: if (!this.ext.close(f)) return this.malformed('Close'); break;
+        case Frontend.Describe: case Frontend.Sync: case Frontend.Flush:
+        case Frontend.CopyData: case Frontend.CopyDone: case Frontend.CopyFail:
+          break;
+        case Frontend.Terminate: terminate = true; break;
+        case Frontend.FunctionCall:
+          return this.fatalToClient({ code: SqlState.FeatureNotSupported, message: 'the FunctionCall protocol message is refused by Sluice', hint: 'Call the function in a SQL statement (SELECT fn(...)) so it can be parsed and audited.' }, 'client sent FunctionCall');
+        default:
+          return this.fatalToClient({ code: SqlState.ProtocolViolation, message: `invalid frontend message type ${code}` }, `protocol violation from client (type ${code})`);
+      }
+      if (terminate) break;
+    }
+    const batch: InboundBatch = { frames, ready: records.length === 0, terminate };
+    this.queue.push(batch);
+    if (!batch.ready) {
+      this.ctx.audit.record(records, (err) => {
+        if (err) {
+          this.ctx.log('error', `audit write failed, session ${this.opts.sessionId}: ${err.message}`);
+          return this.fatalToClient({ code: SqlState.IoError, message: 'Sluice could not record the statement in its audit store; it was not executed', hint: 'Ask the operator to check the Sluice data directory (disk space, permissions).' }, `audit store write failed: ${err.message}`);
+        }
+        batch.ready = true;
+        this.drainQueue();
+      });
+    } else {
+      this.drainQueue();
+    }
+    if (this.queue.length > MAX_QUEUED_BATCHES) this.pauseClient();
+  }
+
+  private rec(protocol: StatementRecord['protocol'], name: string | null, text: string, receivedAt: number): StatementRecord {
+    return { sessionId: this.opts.sessionId, protocol, name, text, receivedAt };
+  }
+
+  private drainQueue(): void {
+    const server = this.upstream.socket;
+    while (this.queue.length > 0 && this.queue[0]!.ready && !this.closed) {
+      const b = this.queue.shift()!;
+      const ok = writeFrames(server, b.frames);
+      if (b.terminate) {
+        this.terminating = true;
+        server.end();
+        return this.end('client terminated');
+      }
+      if (!ok) this.pauseClient(true);
+    }
+    if (this.queue.length <= MAX_QUEUED_BATCHES && !this.clientPausedForUpstream) this.client.resume();
+  }
+
+  private pauseClient(forUpstream = false): void {
+    if (forUpstream) this.clientPausedForUpstream = true;
+    this.client.pause();
+  }
+
+  private readonly onServerDrain = () => {
+    this.clientPausedForUpstream = false;
+    if (this.queue.length <= MAX_QUEUED_BATCHES) this.client.resume();
+  };
+
+  private readonly onServerData = (chunk: Buffer) => {
+    const frames: Buffer[] = [];
+    const err = this.serverFramer.push(chunk, (f) => frames.push(f));
+    if (frames.length > 0) this.fromServer(frames);
+    if (err) {
+      this.fatalToClient({ code: SqlState.ProtocolViolation, message: `the server sent a message of ${err.declared} bytes, over Sluice's limit of ${err.limit}`, hint: 'Fetch less per row, or raise limits.maxServerMessageBytes.' }, `server message over limit (${err.declared})`);
+    }
+  };
+
+  private fromServer(frames: Buffer[]): void {
+    if (this.closed) return;
+    for (const f of frames) {
+      if (f[0] === Backend.ErrorResponse) {
+        const fields = parseErrorFields(f);
+        if (fields.V === 'FATAL' || fields.V === 'PANIC') this.serverFatal = `server: ${fields.C ?? ''} ${fields.M ?? ''}`.trim();
+      }
+    }
+    if (!writeFrames(this.client, frames)) {
+      this.serverPausedForClient = true;
+      this.upstream.socket.pause();
+    }
+  }
+
+  private readonly onClientDrain = () => {
+    if (this.serverPausedForClient) {
+      this.serverPausedForClient = false;
+      this.upstream.socket.resume();
+    }
+  };
+
+  private onServerGone(): void {
+    if (this.closed || this.terminating) return;
+    if (this.serverFatal) {
+      this.client.end();
+      return this.end(this.serverFatal);
+    }
+    this.fatalToClient({ code: SqlState.ConnectionFailure, message: `Sluice lost the connection to target "${this.opts.target.name}"`, hint: 'The database closed the connection or is down; reconnect to start a new session.' }, 'upstream connection lost');
+  }
+
+  private malformed(what: string): void {
+    this.fatalToClient({ code: SqlState.ProtocolViolation, message: `malformed ${what} message` }, `protocol violation from client (malformed ${what})`);
+  }
+
+  private fatalToClient(e: Omit<PgError, 'severity'>, reason: string): void {
+    if (this.closed) return;
+    if (this.client.writable) this.client.end(errorResponse({ severity: 'FATAL', ...e }));
+    setTimeout(() => this.client.destroy(), 1000).unref();
+    this.end(reason);
+  }
+
+  private end(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    const server = this.upstream.socket;
+    if (!server.destroyed && !this.terminating) {
+      server.end(terminate());
+    }
+    setTimeout(() => server.destroy(), 1000).unref();
+    if (!this.client.writableEnded) this.client.end();
+    this.ctx.cancels.unregister(this.opts.cancelPid);
+    try {
+      this.ctx.audit.endSession(this.opts.sessionId, reason);
+    } catch (err) {
+      this.ctx.log('error', `could not record end of session ${this.opts.sessionId}: ${(err as Error).message}`);
+    }
+    this.opts.onClosed();
+  }
+}
+
+/** Text of a NUL-terminated string starting at `at` that runs to the end of the frame (Query). */
+function textOf(frame: Buffer, at: number): string {
+  const end = frame[frame.length - 1] === 0 ? frame.length - 1 : frame.length;
+  return frame.toString('utf8', at, end);
+}
