@@ -4,6 +4,7 @@
  * target alike. Prints median TPS, ratios to PgBouncer and proxy CPU per statement; writes bench/results/latest.json.
  *
  *   node dist/bench/run.js [--seconds 10] [--rounds 3] [--scale 10] [--pg postgres://user:pw@host:port/db]
+ *                          [--only direct,pgbouncer,pipe,sluice] [--modes simple,prepared,extended]
  */
 import { execFileSync } from 'node:child_process';
 import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -28,6 +29,9 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     scale: { type: 'string', default: '10' },
     pg: { type: 'string' },
+    // For quick iterations: e.g. --only pgbouncer,sluice --modes prepared
+    only: { type: 'string' },
+    modes: { type: 'string' },
   },
 });
 const seconds = Number(args.seconds);
@@ -38,7 +42,8 @@ const SCENARIOS: Scenario[] = [
   { mode: 'simple', clients: 16, threads: 2 },
   { mode: 'prepared', clients: 16, threads: 2 },
   { mode: 'extended', clients: 1, threads: 1 },
-];
+].filter((s) => !args.modes || args.modes.split(',').includes(s.mode)) as Scenario[];
+const only = args.only?.split(',');
 
 // Everything started is registered here and torn down in reverse order, on success, error or interrupt.
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -136,7 +141,7 @@ async function main(): Promise<void> {
   if (sluiceSkipped) log(`\n*** Sluice column skipped: ${sluiceSkipped}\n`);
 
   const runs: RunRecord[] = [];
-  const order = TARGETS.filter((t) => targets.has(t));
+  const order = TARGETS.filter((t) => targets.has(t) && (!only || only.includes(t)));
   for (let round = 1; round <= rounds; round++) {
     for (const sc of SCENARIOS) {
       // Rotate the order each round so no target always runs first (cold) or right after a heavy one.

@@ -37,7 +37,9 @@ export async function startSluice(repoRoot: string, dir: string, upstream: Conn)
   await writeFile(configFile, stringify(config));
   const env = { ...process.env, BENCH_PG_PASSWORD: upstream.password };
 
-  const daemon = await startDaemon('sluice', process.execPath, [bin, 'serve', '--config', configFile], {
+  // SLUICE_BENCH_NODE_ARGS passes Node flags to the Sluice process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.SLUICE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const daemon = await startDaemon('sluice', process.execPath, [...nodeArgs, bin, 'serve', '--config', configFile], {
     cwd: dir,
     env,
     ready: /listening on 127\.0\.0\.1:(\d+)/,

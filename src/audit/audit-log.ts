@@ -63,6 +63,7 @@ export class AuditLog {
   private readonly insertSession: Database.Statement<[string, string, string, string | null, number]>;
   private readonly endSessionStmt: Database.Statement<[number, string, number]>;
   private readonly insertStatement: Database.Statement<[number, number, number, string, string | null, string]>;
+  private readonly setFirstStatement: Database.Statement<[number, number]>;
   private readonly writeBatch: (batch: Pending[]) => number[];
 
   constructor(private readonly db: Database.Database) {
@@ -70,8 +71,10 @@ export class AuditLog {
       `INSERT INTO sessions (identity, target, client_addr, application_name, started_at) VALUES (?, ?, ?, ?, ?)`,
     );
     this.endSessionStmt = db.prepare(
-      'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL',
+      `UPDATE sessions SET ended_at = ?, end_reason = ?, last_statement_id = (SELECT MAX(id) FROM statements)
+        WHERE id = ? AND ended_at IS NULL`,
     );
+    this.setFirstStatement = db.prepare('UPDATE sessions SET first_statement_id = ? WHERE id = ? AND first_statement_id IS NULL');
     this.insertStatement = db.prepare(
       `INSERT INTO statements (session_id, seq, received_at, protocol, name, text) VALUES (?, ?, ?, ?, ?, ?)`,
     );
@@ -79,8 +82,10 @@ export class AuditLog {
       const ids: number[] = [];
       for (const p of batch) {
         p.records.forEach((r, i) => {
-          const info = this.insertStatement.run(r.sessionId, p.seqs[i]!, r.receivedAt, r.protocol, r.name, r.text);
-          ids.push(Number(info.lastInsertRowid));
+          const seq = p.seqs[i]!;
+          const id = Number(this.insertStatement.run(r.sessionId, seq, r.receivedAt, r.protocol, r.name, r.text).lastInsertRowid);
+          if (seq === 1) this.setFirstStatement.run(id, r.sessionId);
+          ids.push(id);
         });
       }
       return ids;
@@ -184,8 +189,11 @@ export class AuditLog {
   listStatements(sessionId: number): StatementRow[] {
     return this.db
       .prepare(
-        `SELECT id, session_id AS sessionId, seq, received_at AS receivedAt, protocol, name, text
-           FROM statements WHERE session_id = ? ORDER BY seq`,
+        `SELECT st.id, st.session_id AS sessionId, st.seq, st.received_at AS receivedAt, st.protocol, st.name, st.text
+           FROM sessions s JOIN statements st
+             ON st.id BETWEEN s.first_statement_id AND COALESCE(s.last_statement_id, 9223372036854775807)
+            AND st.session_id = s.id
+          WHERE s.id = ? ORDER BY st.id`,
       )
       .all(sessionId) as StatementRow[];
   }

