@@ -4,7 +4,7 @@
  * silently (fail closed). `options` can set any setting and `replication` opens a different protocol.
  */
 const PASSED = new Set([
-  'application_name', 'DateStyle', 'TimeZone', 'extra_float_digits', 'IntervalStyle', 'search_path',
+  'application_name', 'datestyle', 'timezone', 'extra_float_digits', 'intervalstyle', 'search_path',
   'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout',
 ]);
 
@@ -20,27 +20,29 @@ export function vetStartupParams(params: Map<string, string>): StartupParamsResu
   const unsupportedProtocolOptions: string[] = [];
   for (const [k, v] of params) {
     if (k === 'user' || k === 'database') continue;
+    // Setting names are case-insensitive in PostgreSQL (libpq sends `datestyle`, pgjdbc `DateStyle`).
+    const name = k.toLowerCase();
     if (k.startsWith('_pq_.')) { unsupportedProtocolOptions.push(k); continue; }
-    if (k === 'client_encoding') {
+    if (name === 'client_encoding') {
       if (!UTF8_NAMES.has(v.toLowerCase())) {
         return refuse('22023', `client_encoding "${v}" is not supported by Sluice`, 'Connect with client_encoding=UTF8 (e.g. PGCLIENTENCODING=UTF8).');
       }
       continue;
     }
-    if (k === 'standard_conforming_strings') {
+    if (name === 'standard_conforming_strings') {
       if (v.toLowerCase() !== 'on') return refuse('22023', 'standard_conforming_strings must stay on through Sluice', 'Remove standard_conforming_strings from the connection parameters.');
       continue;
     }
-    if (k === 'replication' || k === 'options' || !PASSED.has(k)) {
+    if (name === 'replication' || name === 'options' || !PASSED.has(name)) {
       return refuse('0A000', `startup parameter "${k}" is not allowed through Sluice`,
         `Remove it from the connection string. Allowed: ${[...PASSED].join(', ')}, client_encoding (UTF8).`);
     }
-    upstream[k] = v;
+    upstream[name] = v;
   }
   // Pinned so the bytes the proxy parses mean what the server will parse.
   upstream.client_encoding = 'UTF8';
   upstream.standard_conforming_strings = 'on';
-  return { ok: true, upstream, applicationName: params.get('application_name') ?? null, unsupportedProtocolOptions };
+  return { ok: true, upstream, applicationName: upstream.application_name ?? null, unsupportedProtocolOptions };
 }
 
 function refuse(code: string, message: string, hint: string): StartupParamsResult {
