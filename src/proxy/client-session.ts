@@ -1,12 +1,13 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { AuthCode, Frontend, SqlState } from '../protocol/codes.js';
+import { AuthCode, Backend, Frontend, SqlState } from '../protocol/codes.js';
 import { Framer, type FrameError } from '../protocol/framer.js';
 import {
   authRequest, backendKeyData, errorResponse, negotiateProtocolVersion, parseStartupPacket, readCString,
   type PgError,
 } from '../protocol/messages.js';
 import type { ProxyContext } from './context.js';
+import { PinnedSettings } from './pinned-settings.js';
 import { Relay } from './relay.js';
 import { vetStartupParams } from './startup-params.js';
 import { connectUpstream, sendCancel, UpstreamError, type UpstreamTarget } from './upstream.js';
@@ -263,13 +264,22 @@ export class ClientSession {
       this.ctx.audit.endSession(sessionId, 'client disconnected during upstream connect');
       return;
     }
+    const pinned = new PinnedSettings();
+    for (const f of up.greeting) {
+      const why = f[0] === Backend.ParameterStatus ? pinned.check(f) : null;
+      if (why) {
+        up.socket.destroy();
+        this.ctx.audit.endSession(sessionId, `refused: ${why}`);
+        return this.fatal({ code: SqlState.FeatureNotSupported, message: why, hint: 'Connect with client_encoding=UTF8 (PGCLIENTENCODING=UTF8).' });
+      }
+    }
     const key = this.ctx.cancels.register(target, up.pid, up.secret);
     this.to(SessionState.Relaying);
     this.detach(this.socket);
     const hello = [authRequest(AuthCode.Ok), ...up.greeting, backendKeyData(key.pid, key.secret), up.ready];
     this.socket.write(Buffer.concat(hello));
     this.relay = new Relay(this.socket, this.framer, up, this.ctx, {
-      sessionId, target, early: this.early, cancelPid: key.pid,
+      sessionId, target, early: this.early, cancelPid: key.pid, pinned,
       onClosed: () => this.releaseSlot(),
     });
   }

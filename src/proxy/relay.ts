@@ -5,6 +5,7 @@ import { errorResponse, parseErrorFields, terminate, type PgError } from '../pro
 import type { StatementRecord } from '../audit/audit-log.js';
 import type { ProxyContext } from './context.js';
 import { ExtendedState } from './extended-state.js';
+import type { PinnedSettings } from './pinned-settings.js';
 import type { UpstreamSession, UpstreamTarget } from './upstream.js';
 
 /** Client frames held until their audit records are committed; they leave in the order they came. */
@@ -22,6 +23,7 @@ export interface RelayOptions {
   target: UpstreamTarget;
   early: Buffer[];
   cancelPid: number;
+  pinned: PinnedSettings;
   onClosed(): void;
 }
 
@@ -169,9 +171,14 @@ export class Relay {
   private fromServer(frames: Buffer[]): void {
     if (this.closed) return;
     for (const f of frames) {
-      if (f[0] === Backend.ErrorResponse) {
+      const code = f[0];
+      if (code === Backend.ErrorResponse) {
         const fields = parseErrorFields(f);
         if (fields.V === 'FATAL' || fields.V === 'PANIC') this.serverFatal = `server: ${fields.C ?? ''} ${fields.M ?? ''}`.trim();
+      } else if (code === Backend.ParameterStatus) {
+        const why = this.opts.pinned.check(f);
+        // The change already happened upstream; nothing after it may be read differently by Sluice and the server.
+        if (why) return this.fatalToClient({ code: SqlState.FeatureNotSupported, message: why, hint: 'Keep client_encoding UTF8 and standard_conforming_strings on through Sluice.' }, `refused: ${why}`);
       }
     }
     if (!writeFrames(this.client, frames)) {

@@ -35,6 +35,10 @@ describe('vetStartupParams', () => {
     }
   });
 
+  it('passes SQL_ASCII as asked (libpq under the C locale); the reports of the server are checked later', () => {
+    expect(vet({ user: 'a', client_encoding: 'SQL_ASCII' })).toMatchObject({ ok: true, upstream: { client_encoding: 'SQL_ASCII' } });
+  });
+
   it('refuses another client_encoding with 22023', () => {
     for (const v of ['LATIN1', 'SJIS', 'BIG5', 'GBK', 'WIN1252', '']) {
       expect(vet({ user: 'a', client_encoding: v })).toMatchObject({ ok: false, code: '22023', message: expect.stringContaining(v) });
