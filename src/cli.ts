@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { AuditLog } from './audit/audit-log.js';
 import { openDataStore } from './audit/db.js';
 import { createBroker } from './broker.js';
 import { ConfigError, loadConfig } from './config/load.js';
@@ -196,6 +195,3 @@ function keyRevoke(argv: string[], out: Out): number {
     db.close();
   }
 }
-
-// Kept for tests that read the audit store through the same code the UI will use.
-export { AuditLog };
