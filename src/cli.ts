@@ -6,7 +6,7 @@ import { createBroker } from './broker.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { SluiceConfig } from './config/model.js';
 import { demoDataDir, startDemoDatabase } from './demo.js';
-import { AgentKeyStore, parseDuration } from './identity/agent-keys.js';
+import { AGENT_KEY_NAME, AgentKeyStore, parseDuration } from './identity/agent-keys.js';
 
 const USAGE = `sluice: a session broker for PostgreSQL
 
@@ -154,7 +154,15 @@ function keyAdd(argv: string[], out: Out): number {
   const { values, positionals } = args(argv, { groups: { type: 'string' }, expires: { type: 'string' } }, 'key add', 1);
   if (values.help) { out.log(HELP['key add']!); return 0; }
   const groups = values.groups ? values.groups.split(',').map((g) => g.trim()).filter(Boolean) : [];
-  const expiresAt = values.expires ? Date.now() + parseDuration(values.expires) : undefined;
+  let expiresAt: number | undefined;
+  try {
+    expiresAt = values.expires ? Date.now() + parseDuration(values.expires) : undefined;
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${HELP['key add']}`);
+  }
+  if (!AGENT_KEY_NAME.test(positionals[0]!)) {
+    throw new UsageError(`invalid key name "${positionals[0]}": 1-63 characters from A-Z a-z 0-9 _ . @ - (it is the PostgreSQL user name clients send)`);
+  }
   const { db, keys } = openKeys(values.config);
   try {
     const { secret } = keys.add(positionals[0]!, { groups, ...(expiresAt ? { expiresAt } : {}) });

@@ -215,6 +215,9 @@ export class ClientSession {
     const s = readCString(frame, 5);
     if (!s || s[1] !== frame.length) return this.fatal({ code: SqlState.ProtocolViolation, message: 'malformed password message' });
     this.to(SessionState.Authenticating);
+    // Nothing more is read until the key is checked: a client cannot make Sluice buffer data before it is trusted.
+    // Only frames already in the chunk being framed land in `early`; the Relay resumes reading.
+    this.socket.pause();
     this.authenticate(s[0]).catch((err: Error) => {
       this.ctx.log('error', `authentication error: ${err.stack ?? err.message}`);
       this.fatal({ code: SqlState.InvalidPassword, message: 'authentication failed: internal error' });
@@ -236,7 +239,6 @@ export class ClientSession {
     }
     clearTimeout(this.authTimer);
     this.to(SessionState.ConnectingUpstream);
-    this.socket.pause();
     const sessionId = this.ctx.audit.openSession({ identity: this.user, target: target.name, clientAddr: this.clientAddr(), applicationName: this.applicationName });
     await this.connect(target, sessionId);
   }

@@ -70,10 +70,21 @@ describe('vetStartupParams', () => {
   });
 
   // Setting names are case-insensitive in PostgreSQL, and libpq sends PGDATESTYLE / PGTZ from the environment
-  // as lower-case `datestyle` / `timezone` startup parameters (fe-connect.c EnvironmentOptions). These are the
-  // same allow-listed settings, so `PGTZ=UTC psql ...` must work through Sluice.
-  it('accepts allow-listed settings in the lower-case spelling libpq uses (datestyle, timezone)', () => {
-    expect(vet({ user: 'a', datestyle: 'ISO, MDY' })).toMatchObject({ ok: true });
-    expect(vet({ user: 'a', timezone: 'UTC' })).toMatchObject({ ok: true });
+  // as lower-case `datestyle` / `timezone` startup parameters (fe-connect.c EnvironmentOptions; verified by
+  // capturing psql 15's startup packet). These are allow-listed settings, so `PGTZ=UTC psql ...` must work.
+  it('accepts allow-listed settings in any case (libpq sends datestyle, timezone; pgjdbc DateStyle)', () => {
+    expect(vet({ user: 'a', datestyle: 'ISO, MDY', timezone: 'UTC' })).toMatchObject({ ok: true, upstream: { datestyle: 'ISO, MDY', timezone: 'UTC' } });
+    expect(vet({ user: 'a', DATESTYLE: 'ISO', TimeZone: 'UTC', intervalstyle: 'postgres' })).toMatchObject({ ok: true });
+  });
+
+  it('applies the refusals in any case too (no bypass by spelling)', () => {
+    for (const k of ['Options', 'OPTIONS', 'Replication', 'Session_Authorization']) {
+      expect(vet({ user: 'a', [k]: 'x' })).toMatchObject({ ok: false, code: '0A000' });
+    }
+    expect(vet({ user: 'a', Client_Encoding: 'LATIN1' })).toMatchObject({ ok: false, code: '22023' });
+    expect(vet({ user: 'a', STANDARD_CONFORMING_STRINGS: 'off' })).toMatchObject({ ok: false, code: '22023' });
+    // An accepted client_encoding in another case is pinned, never forwarded under the client's spelling.
+    const r = vet({ user: 'a', CLIENT_ENCODING: 'utf8' });
+    expect(r.ok && Object.keys(r.upstream).filter((k) => k.toLowerCase() === 'client_encoding')).toEqual(['client_encoding']);
   });
 });
