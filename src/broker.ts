@@ -5,6 +5,11 @@ import { openDataStore, type DataStore } from './audit/db.js';
 import type { SluiceConfig, TargetConfig } from './config/model.js';
 import { resolveTargetPassword } from './config/password.js';
 import { AgentKeyStore } from './identity/agent-keys.js';
+import { bindPolicy } from './policy/evaluate.js';
+import { DEFAULT_POLICY } from './policy/model.js';
+import { StatementGate } from './proxy/statement-gate.js';
+import { classify } from './sql/classify.js';
+import { loadParser } from './sql/parser.js';
 import { CancelRegistry } from './proxy/cancel-registry.js';
 import type { ProxyContext } from './proxy/context.js';
 import { ProxyListener } from './proxy/listener.js';
@@ -34,10 +39,13 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
   const env = deps.env ?? process.env;
   const db = openDataStore(config.dataDir);
   const keys = new AgentKeyStore(db);
-  const audit = new AuditLog(db);
+  const audit = new AuditLog(db, { onError: (m) => log('error', m) });
   const aborted = audit.markOpenSessionsAborted('Sluice stopped while the session was open');
   if (aborted > 0) log('warn', `marked ${aborted} session(s) left open by a previous run as aborted`);
 
+  const policy = config.policy ?? DEFAULT_POLICY;
+  // The policy in force is part of the audit trail: every statement's rule name refers to a recorded version.
+  audit.recordPolicyVersion(null, JSON.stringify(policy, null, 2));
   const byName = new Map(config.targets.map((t) => [t.name, t] as const));
   const targets = new Map<string, UpstreamTarget>(config.targets.map((t) => [t.name, toUpstream(t)]));
   const ctx: ProxyContext = {
@@ -52,13 +60,26 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
     cancels: new CancelRegistry(),
     activeSessions: new Set(),
     log,
+    createGate: (session) => {
+      // Rules are matched and limits resolved once per session; each message then costs only its statement checks.
+      const bound = bindPolicy(policy, session);
+      return new StatementGate({
+        classify: (text) => classify(text),
+        decide: (stmts) => bound.decide(stmts),
+        onInternalError: (err) => log('error', `statement refused after an internal error: ${err.stack ?? err.message}`),
+      });
+    },
   };
   const listener = new ProxyListener(ctx);
   let closed = false;
 
   return {
     db, keys, audit,
-    listen: () => listener.listen(config.listen.host, config.listen.port),
+    async listen() {
+      // PostgreSQL's parser (WASM) is loaded before the first client can send a statement.
+      await loadParser();
+      return listener.listen(config.listen.host, config.listen.port);
+    },
     connectionCount: () => listener.connectionCount,
     async close() {
       if (closed) return;

@@ -6,7 +6,9 @@ import { createBroker } from './broker.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { SluiceConfig } from './config/model.js';
 import { demoDataDir, startDemoDatabase } from './demo.js';
+import { auditCommand } from './audit/cli-audit.js';
 import { AGENT_KEY_NAME, AgentKeyStore, parseDuration } from './identity/agent-keys.js';
+import { POLICY_TEST_HELP, policyTestCommand } from './policy/cli-policy.js';
 
 const USAGE = `sluice: a session broker for PostgreSQL
 
@@ -15,6 +17,9 @@ Usage:
   sluice key add NAME [--groups a,b] [--expires 30d] create an agent key; prints its secret once
   sluice key list [--json]                          list agent keys (never their secrets)
   sluice key revoke NAME                            revoke a key; new connections with it fail at once
+  sluice policy test [FILE]                         run the policy's example statements like unit tests
+  sluice audit verify [--anchor SEQ:HASH]           check the audit hash chain; names the first bad record
+  sluice audit export [--since T] [--format jsonl]  stream audit records as JSON lines
 
 Options for every command:
   --config FILE   config file (default: $SLUICE_CONFIG, else ./sluice.yaml if present)
@@ -49,6 +54,12 @@ export async function main(argv: string[], out: Out = console): Promise<number> 
   try {
     switch (cmd) {
       case 'serve': return await serve(argv.slice(1), out);
+      case 'audit': return await auditCommand(argv.slice(1), out, (cfg) => openDataStore(dataDirOf(configPath(cfg))));
+      case 'policy':
+        if (sub === 'test') return await policyTestCommand(argv.slice(2), out);
+        out.error(sub && sub !== '--help' ? `unknown policy command "${sub}"\n` : '');
+        out.log(POLICY_TEST_HELP);
+        return sub === '--help' ? 0 : 2;
       case 'key': {
         const rest = argv.slice(2);
         if (sub === 'add') return keyAdd(rest, out);
@@ -100,10 +111,12 @@ function configPath(explicit: string | undefined): string | undefined {
 }
 
 /** Key commands work on the data directory of the config, or of the demo when there is none. */
+function dataDirOf(path: string | undefined): string {
+  return path ? loadConfig(path).dataDir : demoDataDir();
+}
+
 function openKeys(explicitConfig: string | undefined) {
-  const path = configPath(explicitConfig);
-  const dataDir = path ? loadConfig(path).dataDir : demoDataDir();
-  const db = openDataStore(dataDir);
+  const db = openDataStore(dataDirOf(configPath(explicitConfig)));
   return { db, keys: new AgentKeyStore(db) };
 }
 

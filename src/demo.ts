@@ -54,6 +54,16 @@ export async function startDemoDatabase(opts: { dataDir: string; listenPort: num
     listen: { host: '127.0.0.1', port: opts.listenPort },
     dataDir: opts.dataDir,
     targets: [{ name: 'shop', host: '127.0.0.1', port, database: 'postgres', user: 'postgres', tls: { mode: 'disable' } }],
+    // Demo agents may read and explore; writes need an operator (refused until approvals arrive); schema changes never.
+    policy: {
+      rules: [{
+        name: 'demo-agents',
+        match: { groups: ['demo'] },
+        allow: ['read', 'transaction', 'session', 'utility', 'copy_out'],
+        review: ['write'],
+        deny: ['ddl', 'admin', 'copy_in'],
+      }],
+    },
   });
   return {
     config,

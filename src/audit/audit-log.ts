@@ -1,6 +1,11 @@
 import type Database from 'better-sqlite3';
+import { sha256Hex } from './chain.js';
+import { ChainWriter } from './chain-writer.js';
+import { POLICY_APPLIED, RESERVED_EVENT_KINDS, SESSION_ENDED, SESSION_OPENED, sessionEndedDetail, sessionOpenedDetail, type PolicyAppliedDetail } from './events.js';
 
-/** One client message that carries SQL, as received (before any decision or forwarding). */
+export type AuditDecision = 'allow' | 'deny' | 'review';
+
+/** One client message that carries SQL, as received, with the decision taken on it (before any forwarding). */
 export interface StatementRecord {
   sessionId: number;
   protocol: 'simple' | 'parse' | 'execute';
@@ -8,6 +13,30 @@ export interface StatementRecord {
   name: string | null;
   text: string;
   receivedAt: number;
+  /** One class per statement in the message, in order (StatementClass values from src/sql/types.ts). */
+  classes?: readonly string[];
+  /** Objects touched: 'r:public.users' (read), 'w:public.orders' (written), 'f:pg_sleep' (function called). */
+  objects?: readonly string[];
+  decision?: AuditDecision;
+  /** The policy rule that decided. */
+  rule?: string | null;
+  /** The refusal message sent to the client. */
+  reason?: string | null;
+  /** Bind parameters as text (binary ones as the caller renders them); null or absent when none or redacted. */
+  params?: readonly (string | null)[] | null;
+  /** sqlcommenter tags from the statement's comments (`/*tool='x',run='y'*\/`). */
+  tags?: Readonly<Record<string, string>> | null;
+}
+
+/** How a forwarded statement ended; written by `complete()`. */
+export interface StatementResult {
+  completedAt: number;
+  durationMs: number;
+  rows?: number | null;
+  bytes?: number | null;
+  /** SQLSTATE when it failed. */
+  errorCode?: string | null;
+  errorMessage?: string | null;
 }
 
 /**
@@ -15,6 +44,7 @@ export interface StatementRecord {
  * (then nothing of that batch was written). `ids` are the new `statements.id`s, in the order given.
  */
 export type RecordDone = (err: Error | null, ids?: readonly number[]) => void;
+export type CompleteDone = (err: Error | null) => void;
 
 export interface SessionRow {
   id: number;
@@ -35,23 +65,31 @@ export interface StatementRow {
   protocol: StatementRecord['protocol'];
   name: string | null;
   text: string;
+  decision: AuditDecision | null;
+  rule: string | null;
+  reason: string | null;
 }
 
-interface Pending {
-  records: StatementRecord[];
-  seqs: number[];
-  done: RecordDone;
+type Pending =
+  | { kind: 'records'; records: StatementRecord[]; seqs: number[]; done: RecordDone }
+  | { kind: 'result'; statementId: number; result: StatementResult; done: CompleteDone | undefined };
+
+export interface AuditLogOptions {
+  /** Where write failures nobody waits for go (a session end that could not be recorded). Default: console.error. */
+  onError?: (message: string) => void;
 }
 
 /**
  * The audit writer on the proxy hot path. A statement must be committed before it is forwarded, but a
- * transaction per statement costs a WAL commit each; so everything queued in one event-loop turn is written
- * in one transaction from a single setImmediate, and each caller forwards from its `done` callback.
+ * transaction per statement costs a WAL commit each; so everything queued in one event-loop turn (records and
+ * completions) is written in one transaction from a single setImmediate, and each caller forwards from its
+ * `done` callback. Every row is appended to the hash chain (chain.ts) in that same transaction; the chain head
+ * checkpoint follows in its own small transaction (chain-writer.ts).
  *
- * better-sqlite3 is synchronous: the flush blocks the event loop while it runs. Measured on a 2-core CI box
- * (WAL, synchronous=NORMAL): ~4 us per record at 16 records per flush, ~20 us for a flush of one record.
- * A flush waits up to busy_timeout (5 s) if another process holds the write lock; keep other writers short.
- * Only one AuditLog should write a given database (seq counters live in memory).
+ * better-sqlite3 is synchronous: the flush blocks the event loop while it runs. Measured with bench/audit.ts on
+ * a 2-core box (WAL, synchronous=NORMAL): ~23 µs for a flush of one record, ~9.5 µs per record at 16 per flush;
+ * the hash chain is ~3-5 µs of that per record (SHA-256 ~2 µs). A flush waits up to busy_timeout (5 s) if another process holds the write lock; keep other
+ * writers short. Only one AuditLog should write a given database (seq counters live in memory).
  */
 export class AuditLog {
   /** Last seq handed out per session opened by this instance and not yet ended. */
@@ -59,14 +97,18 @@ export class AuditLog {
   private queue: Pending[] = [];
   private flushTimer: NodeJS.Immediate | null = null;
   private closed = false;
+  private readonly chain: ChainWriter;
+  private readonly onError: (message: string) => void;
 
   private readonly insertSession: Database.Statement<[string, string, string, string | null, number]>;
   private readonly endSessionStmt: Database.Statement<[number, string, number]>;
-  private readonly insertStatement: Database.Statement<[number, number, number, string, string | null, string]>;
   private readonly setFirstStatement: Database.Statement<[number, number]>;
-  private readonly writeBatch: (batch: Pending[]) => number[];
+  private readonly setLastStatement: Database.Statement<[number, number]>;
+  private readonly insertPolicy: Database.Statement<[number, string | null, string, string]>;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(private readonly db: Database.Database, opts: AuditLogOptions = {}) {
+    this.chain = new ChainWriter(db);
+    this.onError = opts.onError ?? ((m) => console.error(`[sluice] audit: ${m}`));
     this.insertSession = db.prepare(
       `INSERT INTO sessions (identity, target, client_addr, application_name, started_at) VALUES (?, ?, ?, ?, ?)`,
     );
@@ -75,38 +117,41 @@ export class AuditLog {
         WHERE id = ? AND ended_at IS NULL`,
     );
     this.setFirstStatement = db.prepare('UPDATE sessions SET first_statement_id = ? WHERE id = ? AND first_statement_id IS NULL');
-    this.insertStatement = db.prepare(
-      `INSERT INTO statements (session_id, seq, received_at, protocol, name, text) VALUES (?, ?, ?, ?, ?, ?)`,
-    );
-    this.writeBatch = db.transaction((batch: Pending[]) => {
-      const ids: number[] = [];
-      for (const p of batch) {
-        p.records.forEach((r, i) => {
-          const seq = p.seqs[i]!;
-          const id = Number(this.insertStatement.run(r.sessionId, seq, r.receivedAt, r.protocol, r.name, r.text).lastInsertRowid);
-          if (seq === 1) this.setFirstStatement.run(id, r.sessionId);
-          ids.push(id);
-        });
-      }
-      return ids;
-    });
+    // A record queued before its session ended is committed after the end: extend the session's id range to it.
+    this.setLastStatement = db.prepare('UPDATE sessions SET last_statement_id = ? WHERE id = ? AND ended_at IS NOT NULL');
+    this.insertPolicy = db.prepare('INSERT INTO policy_versions (applied_at, source_path, text, sha256) VALUES (?, ?, ?, ?)');
   }
 
   openSession(s: { identity: string; target: string; clientAddr: string; applicationName: string | null }): number {
     this.assertOpen();
-    const info = this.insertSession.run(s.identity, s.target, s.clientAddr, s.applicationName, Date.now());
-    const id = Number(info.lastInsertRowid);
+    const startedAt = Date.now();
+    const id = this.chain.transact(() => {
+      const id = Number(this.insertSession.run(s.identity, s.target, s.clientAddr, s.applicationName, startedAt).lastInsertRowid);
+      this.chain.append('audit_events', [SESSION_OPENED, id, startedAt, sessionOpenedDetail(s)]);
+      return id;
+    });
     this.lastSeq.set(id, 0);
     return id;
   }
 
   /**
    * Mark a session ended. Idempotent: the first reason and time win. Records already queued for it are still
-   * written (with their earlier receivedAt); records queued after this are refused.
+   * written (with their earlier receivedAt; in the chain they follow the end event); records queued after this
+   * are refused. Never throws: a failed write is reported to `onError`, and the next start's
+   * markOpenSessionsAborted ends the session.
    */
   endSession(id: number, reason: string): void {
     this.lastSeq.delete(id);
-    this.endSessionStmt.run(Date.now(), reason, id);
+    const endedAt = Date.now();
+    try {
+      this.chain.transact(() => {
+        if (this.endSessionStmt.run(endedAt, reason, id).changes === 1) {
+          this.chain.append('audit_events', [SESSION_ENDED, id, endedAt, sessionEndedDetail(reason)]);
+        }
+      });
+    } catch (e) {
+      this.onError(`could not record the end of session ${id} (${reason}): ${(e as Error).message}`);
+    }
   }
 
   /**
@@ -125,8 +170,43 @@ export class AuditLog {
       this.lastSeq.set(r.sessionId, seq);
       return seq;
     });
-    this.queue.push({ records, seqs, done });
+    this.queue.push({ kind: 'records', records, seqs, done });
     this.flushTimer ??= setImmediate(() => this.flush());
+  }
+
+  /**
+   * Queue the completion of a statement (by its `statements.id`), written with the next batch. Nothing waits
+   * on it; a completion that cannot be written (unknown statement) never fails the records it is batched with.
+   */
+  complete(statementId: number, result: StatementResult, done?: CompleteDone): void {
+    if (this.closed) {
+      if (done) process.nextTick(done, new Error('audit log is closed'));
+      return;
+    }
+    this.queue.push({ kind: 'result', statementId, result, done });
+    this.flushTimer ??= setImmediate(() => this.flush());
+  }
+
+  /** Record another auditable event now (committed on return; throws if it cannot be). Returns its id. */
+  event(kind: string, sessionId: number | null, detail: Readonly<Record<string, unknown>> | null): number {
+    this.assertOpen();
+    if (RESERVED_EVENT_KINDS.has(kind)) throw new Error(`audit event kind "${kind}" is written by the audit log itself`);
+    const at = Date.now();
+    return this.chain.transact(() => this.chain.append('audit_events', [kind, sessionId, at, detail ? JSON.stringify(detail) : null]));
+  }
+
+  /** Store a policy text that was just applied, with a chained 'policy_applied' event. Throws if it cannot. */
+  recordPolicyVersion(sourcePath: string | null, text: string): { id: number; sha256: string } {
+    this.assertOpen();
+    const sha256 = sha256Hex(text);
+    const at = Date.now();
+    const id = this.chain.transact(() => {
+      const id = Number(this.insertPolicy.run(at, sourcePath, text, sha256).lastInsertRowid);
+      const detail: PolicyAppliedDetail = { policyVersionId: id, sha256, sourcePath };
+      this.chain.append('audit_events', [POLICY_APPLIED, null, at, JSON.stringify(detail)]);
+      return id;
+    });
+    return { id, sha256 };
   }
 
   /** Write everything queued now, in one transaction. */
@@ -137,26 +217,72 @@ export class AuditLog {
     this.queue = [];
     if (batch.length === 0) return;
 
-    let ids: number[];
+    let out: { ids: number[][]; resultsError: Error | null };
     try {
-      ids = this.writeBatch(batch);
+      out = this.chain.transact(() => this.writeBatch(batch));
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       // Every seq handed out since the last flush is in this batch, so rewinding keeps seq gap-free.
       for (const p of batch) {
+        if (p.kind !== 'records') continue;
         p.records.forEach((r, i) => {
           const last = this.lastSeq.get(r.sessionId);
           if (last !== undefined && last >= p.seqs[i]!) this.lastSeq.set(r.sessionId, p.seqs[i]! - 1);
         });
       }
-      for (const p of batch) callSafely(p.done, err);
+      for (const p of batch) callSafely(() => p.done?.(err));
       return;
     }
-    let offset = 0;
+    let n = 0;
     for (const p of batch) {
-      callSafely(p.done, null, ids.slice(offset, offset + p.records.length));
-      offset += p.records.length;
+      if (p.kind === 'records') {
+        const ids = out.ids[n++]!;
+        callSafely(() => p.done(null, ids));
+      } else if (p.done) {
+        const done = p.done;
+        callSafely(() => done(out.resultsError));
+      }
     }
+  }
+
+  private writeBatch(batch: Pending[]): { ids: number[][]; resultsError: Error | null } {
+    const ids: number[][] = [];
+    for (const p of batch) {
+      if (p.kind !== 'records') continue;
+      ids.push(p.records.map((r, i) => this.writeRecord(r, p.seqs[i]!)));
+    }
+    let resultsError: Error | null = null;
+    if (batch.some((p) => p.kind === 'result')) {
+      try {
+        // A savepoint: a bad completion rolls back the completions only, never the statements.
+        this.chain.transact(() => {
+          for (const p of batch) if (p.kind === 'result') this.writeResult(p.statementId, p.result);
+        });
+      } catch (e) {
+        // SQLITE_FULL and friends can roll back the whole transaction: then the batch has failed.
+        if (!this.db.inTransaction) throw e;
+        resultsError = e instanceof Error ? e : new Error(String(e));
+      }
+    }
+    return { ids, resultsError };
+  }
+
+  private writeRecord(r: StatementRecord, seq: number): number {
+    const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
+    const tags = r.tags && Object.keys(r.tags).length > 0 ? JSON.stringify(r.tags) : null;
+    const id = this.chain.append('statements', [
+      r.sessionId, seq, r.receivedAt, r.protocol, r.name, r.text, json(r.classes), json(r.objects),
+      r.decision ?? null, r.rule ?? null, r.reason ?? null, json(r.params), tags,
+    ]);
+    if (seq === 1) this.setFirstStatement.run(id, r.sessionId);
+    if (!this.lastSeq.has(r.sessionId)) this.setLastStatement.run(id, r.sessionId);
+    return id;
+  }
+
+  private writeResult(statementId: number, r: StatementResult): void {
+    this.chain.append('statement_results', [
+      statementId, r.completedAt, r.durationMs, r.rows ?? null, r.bytes ?? null, r.errorCode ?? null, r.errorMessage ?? null,
+    ]);
   }
 
   /**
@@ -165,14 +291,23 @@ export class AuditLog {
    * not the restart time. Returns how many sessions were ended.
    */
   markOpenSessionsAborted(reason: string): number {
-    return this.db
+    const open = this.db
       .prepare(
-        `UPDATE sessions
-            SET ended_at = COALESCE((SELECT MAX(received_at) FROM statements WHERE session_id = sessions.id), started_at),
-                end_reason = ?
-          WHERE ended_at IS NULL AND id NOT IN (SELECT value FROM json_each(?))`,
+        // The id range (from first_statement_id) keeps this from scanning all statements once per session.
+        `SELECT id, COALESCE((SELECT MAX(received_at) FROM statements
+                               WHERE id >= sessions.first_statement_id AND session_id = sessions.id), started_at) AS endedAt
+           FROM sessions WHERE ended_at IS NULL AND id NOT IN (SELECT value FROM json_each(?))`,
       )
-      .run(reason, JSON.stringify([...this.lastSeq.keys()])).changes;
+      .all(JSON.stringify([...this.lastSeq.keys()])) as { id: number; endedAt: number }[];
+    return this.chain.transact(() => {
+      let n = 0;
+      for (const s of open) {
+        if (this.endSessionStmt.run(s.endedAt, reason, s.id).changes !== 1) continue;
+        this.chain.append('audit_events', [SESSION_ENDED, s.id, s.endedAt, sessionEndedDetail(reason)]);
+        n++;
+      }
+      return n;
+    });
   }
 
   /** Most recent sessions first. */
@@ -189,7 +324,8 @@ export class AuditLog {
   listStatements(sessionId: number): StatementRow[] {
     return this.db
       .prepare(
-        `SELECT st.id, st.session_id AS sessionId, st.seq, st.received_at AS receivedAt, st.protocol, st.name, st.text
+        `SELECT st.id, st.session_id AS sessionId, st.seq, st.received_at AS receivedAt, st.protocol, st.name, st.text,
+                st.decision, st.rule, st.reason
            FROM sessions s JOIN statements st
              ON st.id BETWEEN s.first_statement_id AND COALESCE(s.last_statement_id, 9223372036854775807)
             AND st.session_id = s.id
@@ -205,7 +341,16 @@ export class AuditLog {
   close(): void {
     if (this.closed) return;
     this.flush();
+    this.chain.close();
     this.closed = true;
+  }
+
+  /**
+   * Write the chain head checkpoint (chain_head) now. Done anyway shortly after every write and at close();
+   * call it before verifying from the same process if the last writes must be covered by tail detection.
+   */
+  checkpoint(): void {
+    this.chain.checkpoint();
   }
 
   private assertOpen(): void {
@@ -213,9 +358,9 @@ export class AuditLog {
   }
 }
 
-function callSafely(done: RecordDone, err: Error | null, ids?: readonly number[]): void {
+function callSafely(fn: () => void): void {
   try {
-    done(err, ids);
+    fn();
   } catch (e) {
     // One throwing callback must not keep the others of the batch from hearing about their records.
     process.nextTick(() => {

@@ -90,6 +90,7 @@ function migrate(db: DataStore, known: readonly Migration[], file: string): void
       check(rows);
       if (rows.some((r) => r.version === m.version)) return;
       db.exec(m.sql);
+      m.run?.(db);
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
         m.version,
         m.name,

@@ -4,6 +4,7 @@
  * misspelt key is an error instead of a silently ignored setting.
  */
 import { z } from 'zod';
+import { PolicySchema } from '../policy/model.js';
 
 export const TARGET_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,63}$/;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -149,6 +150,7 @@ export const ConfigSchema = z
         });
       })
       .describe('Databases reachable through Sluice; names must be unique.'),
+    policy: PolicySchema.optional(),
   })
   .meta({ title: 'Sluice configuration', description: 'Configuration file for the Sluice PostgreSQL session broker.' });
 
@@ -163,3 +165,5 @@ export type TargetConfig = SluiceConfig['targets'][number];
 export type TargetTlsConfig = TargetConfig['tls'];
 export type TargetTlsMode = TargetTlsConfig['mode'];
 export type PasswordSource = NonNullable<TargetConfig['password']>;
+/** The policy section as written; absent means DEFAULT_POLICY (src/policy/model.ts): no rules, default deny. */
+export type PolicyConfig = NonNullable<SluiceConfig['policy']>;

@@ -7,6 +7,8 @@ export interface PgError {
   message: string;
   detail?: string;
   hint?: string;
+  /** 1-based character position in the statement text (field P). */
+  position?: number;
 }
 
 function typed(code: number, body: Buffer): Buffer {
@@ -30,6 +32,7 @@ export function errorResponse(e: PgError, code = Backend.ErrorResponse): Buffer 
   ];
   if (e.detail) parts.push(cstr('D' + e.detail));
   if (e.hint) parts.push(cstr('H' + e.hint));
+  if (e.position !== undefined) parts.push(cstr('P' + String(e.position)));
   parts.push(Buffer.from([0]));
   return typed(code, Buffer.concat(parts));
 }

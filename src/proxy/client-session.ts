@@ -54,6 +54,7 @@ export class ClientSession {
   /** Frames the client sent after its password, before relaying began (kept in order). */
   private early: Buffer[] = [];
   private relay: Relay | null = null;
+  private identity: { name: string; groups: string[] } = { name: '', groups: [] };
   private counted = false;
 
   constructor(socket: net.Socket, private readonly ctx: ProxyContext) {
@@ -240,6 +241,7 @@ export class ClientSession {
     clearTimeout(this.authTimer);
     this.to(SessionState.ConnectingUpstream);
     const sessionId = this.ctx.audit.openSession({ identity: this.user, target: target.name, clientAddr: this.clientAddr(), applicationName: this.applicationName });
+    this.identity = check.identity;
     await this.connect(target, sessionId);
   }
 
@@ -282,6 +284,8 @@ export class ClientSession {
     this.socket.write(Buffer.concat(hello));
     this.relay = new Relay(this.socket, this.framer, up, this.ctx, {
       sessionId, target, early: this.early, cancelPid: key.pid, pinned,
+      // Policy matches the bare address: `::1:5555` would be ambiguous for IPv6.
+      gate: this.ctx.createGate({ identity: this.identity, target: target.name, applicationName: this.applicationName, clientAddr: this.socket.remoteAddress ?? '' }),
       onClosed: () => this.releaseSlot(),
     });
   }

@@ -2,6 +2,7 @@ import type tls from 'node:tls';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { KeyCheck } from '../identity/agent-keys.js';
 import type { CancelRegistry } from './cancel-registry.js';
+import type { StatementGate } from './statement-gate.js';
 import type { UpstreamTarget } from './upstream.js';
 
 export interface ProxyLimits {
@@ -25,4 +26,14 @@ export interface ProxyContext {
   /** Sessions past StartupMessage, counted against maxClientConnections. */
   activeSessions: Set<object>;
   log(level: 'info' | 'warn' | 'error', msg: string): void;
+  /** The statement gate of a new session: classification and the policy in force, bound to who is connected. */
+  createGate(session: SessionInfo): StatementGate;
+}
+
+/** Who is connected, as policy sees it. */
+export interface SessionInfo {
+  identity: { name: string; groups: string[] };
+  target: string;
+  applicationName: string | null;
+  clientAddr: string;
 }

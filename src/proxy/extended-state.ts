@@ -1,22 +1,33 @@
 import { readCString } from '../protocol/messages.js';
+import type { GateAudit } from './statement-gate.js';
+
+/** What an Execute runs, for its audit record. */
+export interface PreparedEntry {
+  text: string;
+  audit: GateAudit | null;
+}
 
 /**
- * Per-connection tables of named statements and portals, so an Execute can be recorded with the text it runs.
+ * Per-connection tables of protocol-level prepared statements and portals, so an Execute is recorded with the
+ * statement it runs and the decision taken at its Parse.
  * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
- * Updated when the client sends the message; the next issue confirms entries against the server's replies.
  */
 export class ExtendedState {
-  private readonly statements = new Map<string, string>();
-  private readonly portals = new Map<string, string>();
+  private readonly statements = new Map<string, PreparedEntry>();
+  private readonly portals = new Map<string, PreparedEntry>();
 
-  /** Parse: name, query text. */
-  parse(frame: Buffer): { name: string; text: string } | null {
+  /** Parse: statement name and the raw query bytes (decoded strictly by the caller). */
+  static readParse(frame: Buffer): { name: string; query: Buffer } | null {
     const name = readCString(frame, 5);
     if (!name) return null;
-    const text = readCString(frame, name[1]);
-    if (!text) return null;
-    this.statements.set(name[0], text[0]);
-    return { name: name[0], text: text[0] };
+    const end = frame.indexOf(0, name[1]);
+    if (end < 0) return null;
+    return { name: name[0], query: frame.subarray(name[1], end) };
+  }
+
+  /** Records an allowed Parse. */
+  define(name: string, entry: PreparedEntry): void {
+    this.statements.set(name, entry);
   }
 
   /** Bind: portal name, statement name. */
@@ -25,14 +36,14 @@ export class ExtendedState {
     if (!portal) return false;
     const stmt = readCString(frame, portal[1]);
     if (!stmt) return false;
-    this.portals.set(portal[0], this.statements.get(stmt[0]) ?? sqlPrepared(stmt[0]));
+    this.portals.set(portal[0], this.statements.get(stmt[0]) ?? { text: sqlPrepared(stmt[0]), audit: null });
     return true;
   }
 
-  execute(frame: Buffer): { portal: string; text: string } | null {
+  execute(frame: Buffer): { portal: string; entry: PreparedEntry } | null {
     const portal = readCString(frame, 5);
     if (!portal) return null;
-    return { portal: portal[0], text: this.portals.get(portal[0]) ?? `-- portal "${portal[0]}" not bound through Sluice` };
+    return { portal: portal[0], entry: this.portals.get(portal[0]) ?? { text: `-- portal "${portal[0]}" not bound through Sluice`, audit: null } };
   }
 
   /** Close: 'S' statement or 'P' portal, then the name. */
@@ -45,7 +56,7 @@ export class ExtendedState {
   }
 }
 
-/** A statement name the client never sent a Parse for was created with SQL PREPARE (recorded as that query). */
+/** A statement name the client never sent a Parse for was created with SQL PREPARE (decided there). */
 function sqlPrepared(name: string): string {
   return `-- prepared statement "${name}" (created with SQL PREPARE)`;
 }

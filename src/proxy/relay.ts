@@ -1,10 +1,11 @@
 import type net from 'node:net';
-import { Backend, Frontend, SqlState } from '../protocol/codes.js';
+import { Backend, SqlState } from '../protocol/codes.js';
 import { Framer, writeFrames } from '../protocol/framer.js';
 import { errorResponse, parseErrorFields, terminate, type PgError } from '../protocol/messages.js';
-import type { StatementRecord } from '../audit/audit-log.js';
 import type { ProxyContext } from './context.js';
-import { ExtendedState } from './extended-state.js';
+import { ResponseTracker } from './refusal.js';
+import { StatementLoop } from './statement-loop.js';
+import type { StatementGate } from './statement-gate.js';
 import type { PinnedSettings } from './pinned-settings.js';
 import type { UpstreamSession, UpstreamTarget } from './upstream.js';
 
@@ -24,6 +25,7 @@ export interface RelayOptions {
   early: Buffer[];
   cancelPid: number;
   pinned: PinnedSettings;
+  gate: StatementGate;
   onClosed(): void;
 }
 
@@ -35,7 +37,8 @@ export interface RelayOptions {
 export class Relay {
   private readonly serverFramer: Framer;
   private readonly queue: InboundBatch[] = [];
-  private readonly ext = new ExtendedState();
+  private readonly tracker = new ResponseTracker();
+  private readonly loop: StatementLoop;
   private closed = false;
   private clientPausedForUpstream = false;
   private serverPausedForClient = false;
@@ -51,6 +54,7 @@ export class Relay {
     private readonly opts: RelayOptions,
   ) {
     this.serverFramer = upstream.framer;
+    this.loop = new StatementLoop(opts.gate, this.tracker, opts.sessionId);
     const server = upstream.socket;
     client.on('data', this.onClientData);
     client.on('close', () => this.end('client disconnected'));
@@ -81,39 +85,10 @@ export class Relay {
 
   private fromClient(frames: Buffer[]): void {
     if (this.closed) return;
-    const records: StatementRecord[] = [];
-    const now = Date.now();
-    let terminate = false;
-    for (const f of frames) {
-      const code = f[0]!;
-      switch (code) {
-        case Frontend.Query: records.push(this.rec('simple', null, textOf(f, 5), now)); break;
-        case Frontend.Parse: {
-          const p = this.ext.parse(f);
-          if (!p) return this.malformed('Parse');
-          records.push(this.rec('parse', p.name, p.text, now));
-          break;
-        }
-        case Frontend.Bind: if (!this.ext.bind(f)) return this.malformed('Bind'); break;
-        case Frontend.Execute: {
-          const e = this.ext.execute(f);
-          if (!e) return this.malformed('Execute');
-          records.push(this.rec('execute', e.portal, e.text, now));
-          break;
-        }
-        case Frontend.Close: if (!this.ext.close(f)) return this.malformed('Close'); break;
-        case Frontend.Describe: case Frontend.Sync: case Frontend.Flush:
-        case Frontend.CopyData: case Frontend.CopyDone: case Frontend.CopyFail:
-          break;
-        case Frontend.Terminate: terminate = true; break;
-        case Frontend.FunctionCall:
-          return this.fatalToClient({ code: SqlState.FeatureNotSupported, message: 'the FunctionCall protocol message is refused by Sluice', hint: 'Call the function in a SQL statement (SELECT fn(...)) so it can be parsed and audited.' }, 'client sent FunctionCall');
-        default:
-          return this.fatalToClient({ code: SqlState.ProtocolViolation, message: `invalid frontend message type ${code}` }, `protocol violation from client (type ${code})`);
-      }
-      if (terminate) break;
-    }
-    const batch: InboundBatch = { frames, ready: records.length === 0, terminate };
+    const r = this.loop.onClientFrames(frames, Date.now());
+    if (r.kind === 'fatal') return this.fatalToClient(r.error, r.reason);
+    const records = r.records;
+    const batch: InboundBatch = { frames: r.out, ready: records.length === 0, terminate: r.terminate };
     this.queue.push(batch);
     if (!batch.ready) {
       this.ctx.audit.record(records, (err) => {
@@ -128,10 +103,6 @@ export class Relay {
       this.drainQueue();
     }
     if (this.queue.length > MAX_QUEUED_BATCHES) this.pauseClient();
-  }
-
-  private rec(protocol: StatementRecord['protocol'], name: string | null, text: string, receivedAt: number): StatementRecord {
-    return { sessionId: this.opts.sessionId, protocol, name, text, receivedAt };
   }
 
   private drainQueue(): void {
@@ -170,18 +141,24 @@ export class Relay {
 
   private fromServer(frames: Buffer[]): void {
     if (this.closed) return;
-    for (const f of frames) {
+    let out: (Buffer | null)[] = frames;
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!;
       const code = f[0];
-      if (code === Backend.ErrorResponse) {
+      if (code === Backend.ReadyForQuery) {
+        if (!this.tracker.onReady()) out = replaced(out, frames, i, null);
+      } else if (code === Backend.ErrorResponse) {
         const fields = parseErrorFields(f);
         if (fields.V === 'FATAL' || fields.V === 'PANIC') this.serverFatal = `server: ${fields.C ?? ''} ${fields.M ?? ''}`.trim();
+        const shown = this.tracker.onError(f);
+        if (shown !== f) out = replaced(out, frames, i, shown);
       } else if (code === Backend.ParameterStatus) {
         const why = this.opts.pinned.check(f);
         // The change already happened upstream; nothing after it may be read differently by Sluice and the server.
         if (why) return this.fatalToClient({ code: SqlState.FeatureNotSupported, message: why, hint: 'Keep client_encoding UTF8 and standard_conforming_strings on through Sluice.' }, `refused: ${why}`);
       }
     }
-    if (!writeFrames(this.client, frames)) {
+    if (!writeFrames(this.client, out === frames ? frames : out.filter((x): x is Buffer => x !== null))) {
       this.serverPausedForClient = true;
       this.upstream.socket.pause();
     }
@@ -234,8 +211,12 @@ export class Relay {
   }
 }
 
-/** Text of a NUL-terminated string starting at `at` that runs to the end of the frame (Query). */
-function textOf(frame: Buffer, at: number): string {
-  const end = frame[frame.length - 1] === 0 ? frame.length - 1 : frame.length;
-  return frame.toString('utf8', at, end);
+/**
+ * Copy-on-write replacement of frame i (null drops it). The server's frames pass untouched unless Sluice must hide or
+ * rewrite one of its own refusal's answers, which is rare: only then is a new list made.
+ */
+function replaced(out: (Buffer | null)[], frames: Buffer[], i: number, by: Buffer | null): (Buffer | null)[] {
+  const copy = out === frames ? [...frames] as (Buffer | null)[] : out;
+  copy[i] = by;
+  return copy;
 }

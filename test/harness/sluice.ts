@@ -3,6 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBroker, type Broker } from '../../src/broker.js';
 import { ConfigSchema, type SluiceConfigInput } from '../../src/config/model.js';
+import { HIDDEN_SQL_KINDS } from '../../src/policy/model.js';
+import { STATEMENT_CLASSES } from '../../src/sql/types.js';
+
+/**
+ * The policy of tests that are about the proxy, not about policy: identity `agent` (group `test`) may run
+ * everything rules can allow. Builtins (file/program/network functions, role changes) still apply.
+ */
+export const ALLOW_ALL_POLICY = {
+  rules: [{ name: 'tests-allow-all', match: { groups: ['test'] }, allow: [...STATEMENT_CLASSES], allowHidden: [...HIDDEN_SQL_KINDS] }],
+};
 import type { PgCluster } from './postgres.js';
 
 export interface RunningSluice {
@@ -40,6 +50,7 @@ export async function startSluice(pg: PgCluster, opts: SluiceTestOptions = {}): 
       { ...base, name: 'md5', database: 'postgres', user: 'md5user', password: { env: 'MD5_PG_PASSWORD' } },
       { ...base, name: 'trust', database: 'postgres', user: 'trustuser' },
     ],
+    policy: ALLOW_ALL_POLICY,
     ...opts.config,
   });
   const logs: string[] = [];

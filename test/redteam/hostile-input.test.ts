@@ -148,10 +148,17 @@ describe('malformed frames close only their own connection with FATAL 08P01', ()
 });
 
 describe('refused features', () => {
-  it('FunctionCall (F) gets 0A000', () => alongside(async () => {
+  it('FunctionCall (F) gets ERROR 0A000 and the session stays usable', () => alongside(async () => {
     const body = Buffer.alloc(10); // function oid, 0 arg formats, 0 args, text result
     body.writeInt32BE(1598, 0); // random()
-    expect(await fatalFor(typedMessage('F', body), { login: true })).toMatchObject({ C: '0A000' });
+    const c = await loggedIn();
+    c.write(typedMessage('F', body));
+    const frames = [...await c.readUntil('E'), ...await c.readUntil('Z')];
+    expect(frames.map((f) => f.code)).toEqual(['E', 'Z']);
+    expect(parseErrorFields(frames[0]!.frame)).toMatchObject({ V: 'ERROR', C: '0A000', M: expect.stringContaining('FunctionCall') });
+    c.write(query('SELECT 41 + 1'));
+    expect((await c.readUntil('Z')).map((f) => f.code)).toEqual(['T', 'D', 'C', 'Z']);
+    c.destroy();
   }));
 
   it.each([
@@ -165,15 +172,22 @@ describe('refused features', () => {
 });
 
 describe('session settings Sluice pins', () => {
-  // The server reports the change with ParameterStatus; from then on it would read bytes differently than Sluice.
+  // Read with the real parser and refused before the server sees them (builtin:pinned-settings); the session goes on.
+  // (If a change slipped through anyway, the server's ParameterStatus would end the session: see pinned-settings.test.ts.)
   it.each([
     ["SET client_encoding TO 'SJIS'"],
     ['SET standard_conforming_strings = off'],
     ["SELECT set_config('client_encoding', 'BIG5', false)"],
-  ])('%s ends that session with 0A000', (sql) => alongside(async () => {
+  ])('%s is refused with 42501 and the session stays in UTF-8', (sql) => alongside(async () => {
     const c = await loggedIn();
     c.write(query(sql));
-    expect(await c.closedWithError()).toMatchObject({ V: 'FATAL', C: '0A000' });
+    const frames = [...await c.readUntil('E'), ...await c.readUntil('Z')];
+    expect(frames.map((f) => f.code)).toEqual(['E', 'Z']);
+    expect(parseErrorFields(frames[0]!.frame)).toMatchObject({ V: 'ERROR', C: '42501', M: expect.stringContaining('builtin:pinned-settings') });
+    c.write(query('SHOW client_encoding'));
+    const shown = await c.readUntil('Z');
+    expect(shown.find((f) => f.code === 'D')!.frame.toString('utf8')).toContain('UTF8');
+    c.destroy();
   }));
 });
 

@@ -32,6 +32,7 @@ function context(): ProxyContext {
     cancels: new CancelRegistry(),
     activeSessions: new Set(),
     log: () => {},
+    createGate: () => { throw new Error('no session gets this far in this test'); },
   };
 }
 

@@ -189,6 +189,11 @@ describe('sluice serve (the real bin, spawned)', () => {
       '    user: app',
       '    password: { env: CLI_TEST_PG_PASSWORD }',
       '    tls: { mode: disable }',
+      'policy:',
+      '  rules:',
+      '    - name: readers',
+      '      match: { identities: [psql-agent] }',
+      '      allow: [read]',
       '',
     ].join('\n'));
     const secret = (await cli('key', 'add', 'psql-agent', '--config', cfg)).stdout;
@@ -217,6 +222,8 @@ describe('sluice serve (the real bin, spawned)', () => {
       env: { ...process.env, PGPASSWORD: secret, PGCONNECT_TIMEOUT: '10' },
     });
     expect((await psql('SELECT current_user')).stdout.trim()).toBe('app');
+    // The config's policy is in force: reads pass, anything else is refused by default.
+    await expect(psql('CREATE TABLE cli_t (i int)')).rejects.toMatchObject({ stderr: expect.stringMatching(/ERROR:  Sluice policy refuses ddl.*default-deny/) });
 
     // Revoking from another process applies to the running broker's next connection.
     expect((await cli('key', 'revoke', 'psql-agent', '--config', cfg)).code).toBe(0);

@@ -64,9 +64,10 @@ describe('audit through real clients', () => {
       { protocol: 'execute', name: '', text: 'SELECT $1::int * 2 AS d' }, // node-postgres parses a named statement once
       { protocol: 'simple', name: null, text: 'PREPARE sqlprep AS SELECT 7; EXECUTE sqlprep' },
       { protocol: 'simple', name: null, text: 'SELECT 1/0 AS boom' },
+      // Refused at Parse by Sluice (unparseable): the Bind/Execute after it are discarded up to Sync, never forwarded.
       { protocol: 'parse', name: '', text: 'SELEC broken' },
-      { protocol: 'execute', name: '', text: 'SELEC broken' }, // sent in the same batch before the server's error
     ]);
+    expect(env.sluice.broker.audit.listStatements(s.id).at(-1)).toMatchObject({ decision: 'deny', rule: 'parser' });
     const rows = env.sluice.broker.audit.listStatements(s.id);
     expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
     expect(rows.every((r, i) => i === 0 || r.receivedAt >= rows[i - 1]!.receivedAt)).toBe(true);
@@ -129,20 +130,22 @@ describe('audit through real clients', () => {
   });
 
   // Sluice pins client_encoding=UTF8 in the startup packet and decodes statements as UTF8; a SQL-level
-  // SET client_encoding changes how the server reads the same bytes: Sluice must not go on reading them as UTF-8.
-  it('ends the session when SET client_encoding leaves UTF-8, before any later statement is read', async () => {
+  // SET client_encoding would change how the server reads the same bytes: Sluice refuses it (it is read with the
+  // real parser), and refuses bytes that are not UTF-8 rather than guess what they mean.
+  it('refuses SET client_encoding and non-UTF-8 statements, records both as denied, and runs neither', async () => {
     const before = lastSessionId(env.sluice);
     const script = Buffer.concat([
       Buffer.from("SET client_encoding = 'LATIN1';\nSELECT '", 'latin1'),
       Buffer.from([0xe9]), // é in LATIN1: on its own, not valid UTF-8
-      Buffer.from("' AS e /* latin1-marker */;\n", 'latin1'),
+      Buffer.from("' AS e /* latin1-marker */;\nSHOW client_encoding;\n", 'latin1'),
     ]);
     const r = await psql(env.proxied, ['-A', '-t', '-f', '-'], { input: script });
     const s = await endedSession(before);
-    const texts = statements(s.id).map((x) => x.text);
-    expect(r.stderr).toContain('client_encoding LATIN1 over a UTF8 database');
-    expect(r.stdout.includes(Buffer.from([0xe9]))).toBe(false);
-    expect(texts.some((t) => t.includes('latin1-marker'))).toBe(false);
-    expect(s.endReason).toMatch(/^refused: client_encoding LATIN1/);
+    expect(r.stderr).toContain('ERROR:  Sluice policy refuses session on SET client_encoding');
+    expect(r.stderr).toContain('ERROR:  invalid byte sequence for encoding "UTF8"');
+    expect(r.stdout.toString('utf8')).toBe('UTF8\n'); // the session goes on, still in UTF-8
+    const rows = env.sluice.broker.audit.listStatements(s.id);
+    expect(rows.map((x) => [x.decision, x.rule])).toEqual([['deny', 'builtin:pinned-settings'], ['deny', 'encoding'], ['allow', 'tests-allow-all']]);
+    expect(s.endReason).toBe('client terminated');
   });
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AuditLog, type StatementRecord } from '../../../src/audit/audit-log.js';
+import { AuditLog, type StatementRecord, type StatementResult } from '../../../src/audit/audit-log.js';
 import { openDataStore, type DataStore } from '../../../src/audit/db.js';
 
 let dir: string;
@@ -14,7 +14,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'sluice-audit-'));
   db = openDataStore(dir);
   reader = openDataStore(dir);
-  log = new AuditLog(db);
+  log = new AuditLog(db, { onError: () => {} });
 });
 afterEach(() => {
   log.close();
@@ -183,5 +183,89 @@ describe('AuditLog', () => {
     expect(called).toBeNull();
     expect(visibleCount()).toBe(1);
     expect((await recordP([rec(s, 'select 2')])).err?.message).toMatch(/closed/);
+  });
+
+  it('stores the decision columns: classes, objects, decision, rule, reason, params and tags', async () => {
+    const s = session();
+    const r = await recordP([
+      rec(s, 'SELECT $1 /*tool=\'q\'*/', {
+        protocol: 'parse', name: '', classes: ['read', 'write'], objects: ['r:public.users', 'w:public.orders', 'f:pg_sleep'],
+        decision: 'deny', rule: 'no-writes', reason: 'writes to public.orders are refused', params: ['1', null], tags: { tool: 'q' },
+      }),
+      rec(s, 'SELECT 2', { params: null, tags: {} }),
+    ]);
+    expect(r.err).toBeNull();
+    const rows = reader.prepare('SELECT classes, objects, decision, rule, reason, params, tags FROM statements ORDER BY id').all();
+    expect(rows).toEqual([
+      {
+        classes: '["read","write"]', objects: '["r:public.users","w:public.orders","f:pg_sleep"]', decision: 'deny', rule: 'no-writes',
+        reason: 'writes to public.orders are refused', params: '["1",null]', tags: '{"tool":"q"}',
+      },
+      { classes: null, objects: null, decision: null, rule: null, reason: null, params: null, tags: null },
+    ]);
+    expect(log.listStatements(s)[0]).toMatchObject({ decision: 'deny', rule: 'no-writes', reason: 'writes to public.orders are refused' });
+  });
+
+  it('writes completions with the next batch, in the same transaction as the records queued with them', async () => {
+    const s = session();
+    const [id] = (await recordP([rec(s, 'SELECT 1')])).ids!;
+    const result: StatementResult = { completedAt: 1234, durationMs: 0.75, rows: 1, bytes: 42 };
+    const completed = new Promise<Error | null>((resolve) => log.complete(id!, result, resolve));
+    const next = recordP([rec(s, 'SELECT 2')]);
+    expect(await completed).toBeNull();
+    expect((await next).err).toBeNull();
+    expect(reader.prepare('SELECT statement_id AS statementId, completed_at AS completedAt, duration_ms AS durationMs, rows, bytes, error_code AS errorCode FROM statement_results').all())
+      .toEqual([{ statementId: id, completedAt: 1234, durationMs: 0.75, rows: 1, bytes: 42, errorCode: null }]);
+    const seqs = reader.prepare("SELECT chain_seq FROM statements UNION ALL SELECT chain_seq FROM statement_results ORDER BY 1").pluck().all();
+    expect(seqs).toEqual([2, 3, 4]); // record, then (one transaction) the second record and the completion
+  });
+
+  it('a completion that cannot be written fails alone, never the records batched with it', async () => {
+    const s = session();
+    const bad = new Promise<Error | null>((resolve) => log.complete(999, { completedAt: 1, durationMs: 1, errorCode: '57014', errorMessage: 'canceled' }, resolve));
+    const good = recordP([rec(s, 'SELECT 1')]);
+    log.complete(998, { completedAt: 1, durationMs: 1 }); // no callback: nothing to report to
+    expect((await bad)?.message).toMatch(/FOREIGN KEY/);
+    expect((await good).err).toBeNull();
+    expect(visibleCount()).toBe(1);
+    expect(reader.prepare('SELECT COUNT(*) FROM statement_results').pluck().get()).toBe(0);
+    log.close();
+    const late = await new Promise<Error | null>((resolve) => log.complete(1, { completedAt: 1, durationMs: 1 }, resolve));
+    expect(late?.message).toMatch(/closed/);
+  });
+
+  it('records events and policy versions at once; reserved event kinds are refused', () => {
+    const s = session();
+    const id = log.event('approval_decided', s, { operator: 'alice', decision: 'allow' });
+    expect(reader.prepare('SELECT kind, session_id AS sessionId, detail FROM audit_events WHERE id = ?').get(id))
+      .toEqual({ kind: 'approval_decided', sessionId: s, detail: '{"operator":"alice","decision":"allow"}' });
+    expect(() => log.event('session_ended', s, null)).toThrow(/written by the audit log itself/);
+    const v = log.recordPolicyVersion('/etc/sluice.yaml', 'rules: []\n');
+    expect(v.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(reader.prepare('SELECT source_path AS sourcePath, text, sha256 FROM policy_versions WHERE id = ?').get(v.id))
+      .toEqual({ sourcePath: '/etc/sluice.yaml', text: 'rules: []\n', sha256: v.sha256 });
+    const applied = reader.prepare("SELECT detail FROM audit_events WHERE kind = 'policy_applied'").pluck().get() as string;
+    expect(JSON.parse(applied)).toEqual({ policyVersionId: v.id, sha256: v.sha256, sourcePath: '/etc/sluice.yaml' });
+  });
+
+  it('lists statements that were queued before their session ended and committed after it', async () => {
+    const s = session();
+    expect((await recordP([rec(s, 'select 1')])).err).toBeNull();
+    const p = recordP([rec(s, 'select 2')]);
+    log.endSession(s, 'client closed');
+    expect((await p).err).toBeNull();
+    expect(log.listStatements(s).map((r) => r.text)).toEqual(['select 1', 'select 2']);
+  });
+
+  it('refuses to open a session it cannot record, and the chain does not move', () => {
+    session();
+    const head = () => db.prepare('SELECT COUNT(*) FROM audit_events').pluck().get();
+    const before = head();
+    db.pragma('query_only = ON');
+    expect(() => session()).toThrow(/readonly/);
+    db.pragma('query_only = OFF');
+    expect(head()).toEqual(before);
+    session();
+    expect(db.prepare('SELECT chain_seq FROM audit_events ORDER BY id').pluck().all()).toEqual([1, 2]);
   });
 });

@@ -139,7 +139,7 @@ describe('parseConfig: broken files point at the offending line', () => {
   it('lists the allowed keys when no key is close', () => {
     const err = configError(`frobnicate: true\n${MINIMAL}`);
     expect(err).toMatchObject({ line: 1, column: 1 });
-    expect(err.reason).toBe('frobnicate: unknown key "frobnicate"; allowed keys: listen, dataDir, tls, limits, targets');
+    expect(err.reason).toBe('frobnicate: unknown key "frobnicate"; allowed keys: listen, dataDir, tls, limits, targets, policy');
   });
 
   it('reports a duplicate target name on the second definition', () => {

@@ -1,0 +1,189 @@
+import type { ClassifiedStatement, ClassifyResult } from '../sql/types.js';
+import type { Refusal } from './refusal.js';
+
+export type DecisionKind = 'allow' | 'deny' | 'review';
+
+/** What policy said about a whole message, with the rule that decided. */
+export interface GateDecision {
+  decision: DecisionKind;
+  rule: string;
+  message: string;
+  hint: string;
+}
+
+/** The audit fields of a decided message (see StatementRecord). */
+export interface GateAudit {
+  classes: string[];
+  objects: string[];
+  decision: DecisionKind;
+  rule: string | null;
+  reason: string | null;
+  tags: Record<string, string> | null;
+}
+
+export type GateVerdict =
+  | { allowed: true; audit: GateAudit; statements: readonly ClassifiedStatement[] }
+  | { allowed: false; audit: GateAudit; refusal: Refusal };
+
+export interface GateDeps {
+  classify(text: string): ClassifyResult;
+  /** Policy for this session (identity, target, application, address are bound in by the caller). */
+  decide(statements: readonly ClassifiedStatement[]): GateDecision;
+  onInternalError?(err: Error, text: string): void;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Decides each statement-carrying message of one session: decode (strict UTF-8), classify with PostgreSQL's parser,
+ * resolve SQL-level EXECUTE/FETCH to what they run, ask policy. Keeps the session's prepared statements (SQL PREPARE
+ * and protocol Parse share one namespace in PostgreSQL) and cursors so EXECUTE and FETCH are decided on the
+ * statement they run; one that Sluice never saw created is refused (it cannot be attributed).
+ */
+export class StatementGate {
+  private readonly prepared = new Map<string, readonly ClassifiedStatement[]>();
+  private readonly cursors = new Map<string, readonly ClassifiedStatement[]>();
+
+  constructor(private readonly deps: GateDeps) {}
+
+  /** Decodes statement text from the wire; null when it is not valid UTF-8 (the server would refuse it too). */
+  static decode(bytes: Buffer): string | null {
+    try {
+      return utf8.decode(bytes);
+    } catch {
+      return null;
+    }
+  }
+
+  /** A simple Query: every statement in it must be allowed, else the whole message is refused. */
+  query(text: string): GateVerdict {
+    return this.decideText(text, null);
+  }
+
+  /** A protocol Parse of `name` (one statement at most, as the server requires). */
+  parse(name: string, text: string): GateVerdict {
+    return this.decideText(text, name);
+  }
+
+  private decideText(text: string, parseName: string | null): GateVerdict {
+    try {
+      return this.decideTextUnguarded(text, parseName);
+    } catch (err) {
+      // A fault in classification or policy refuses this statement and only this statement (fail closed).
+      this.deps.onInternalError?.(err as Error, text);
+      return refuse({
+        code: 'XX000',
+        message: 'Sluice could not decide this statement (internal error), so it was not executed',
+        hint: 'Report this to the Sluice operator; the statement text is in the audit log.',
+      }, [], [], null, 'deny', 'internal-error');
+    }
+  }
+
+  private decideTextUnguarded(text: string, parseName: string | null): GateVerdict {
+    const c = this.deps.classify(text);
+    if (!c.ok) return refuse(c, [], [], null, 'deny', 'parser');
+    const tags = Object.keys(c.tags).length > 0 ? c.tags : null;
+    if (parseName !== null && c.statements.length > 1) {
+      return refuse({ code: '42601', message: 'cannot insert multiple commands into a prepared statement', hint: 'Send one statement per Parse.' }, c.statements, [], tags, 'deny', 'protocol');
+    }
+    // Changes to the session's tables are staged and applied only if the whole message is allowed.
+    const prepared = new Map<string, readonly ClassifiedStatement[] | null>();
+    const cursors = new Map<string, readonly ClassifiedStatement[] | null>();
+    const lookup = (staged: Map<string, readonly ClassifiedStatement[] | null>, kept: Map<string, readonly ClassifiedStatement[]>, name: string) =>
+      staged.has(name) ? staged.get(name) ?? undefined : kept.get(name);
+    const effective: ClassifiedStatement[] = [];
+    for (const s of c.statements) {
+      // EXECUTE and FETCH are decided both as themselves (their arguments may call functions) and as what they run;
+      // marked resolved (wrapper field removed) so policy does not treat them as unresolved.
+      effective.push(s.execute || s.fetch ? resolvedWrapper(s) : s);
+      if (s.execute) {
+        const inner = lookup(prepared, this.prepared, s.execute.name);
+        if (!inner) return refuse(unknown('26000', `prepared statement "${s.execute.name}"`), c.statements, [], tags, 'deny', 'unattributable');
+        effective.push(...inner);
+      }
+      if (s.fetch) {
+        const inner = lookup(cursors, this.cursors, s.fetch.cursor);
+        if (!inner) return refuse(unknown('34000', `cursor "${s.fetch.cursor}"`), c.statements, [], tags, 'deny', 'unattributable');
+        effective.push(...inner);
+      }
+      if (s.prepare) prepared.set(s.prepare.name, [s.prepare.statement]);
+      if (s.declare) cursors.set(s.declare.cursor, [s.declare.statement]);
+      if (s.deallocate) forget(prepared, this.prepared, s.deallocate.name);
+      if (s.close) forget(cursors, this.cursors, s.close.cursor);
+    }
+    const objects = objectsOf(effective);
+    const d = this.deps.decide(effective);
+    const audit: GateAudit = {
+      classes: effective.map((s) => s.class), objects, decision: d.decision, rule: d.rule,
+      reason: d.decision === 'allow' ? null : d.message, tags,
+    };
+    if (d.decision !== 'allow') {
+      const review = d.decision === 'review';
+      return {
+        allowed: false,
+        audit,
+        refusal: {
+          code: '42501',
+          message: review ? `${d.message}: it needs an operator's approval, and approvals are not available yet, so it is refused` : d.message,
+          hint: d.hint,
+        },
+      };
+    }
+    apply(prepared, this.prepared);
+    apply(cursors, this.cursors);
+    if (parseName !== null && parseName !== '') this.prepared.set(parseName, effective);
+    return { allowed: true, audit, statements: effective };
+  }
+}
+
+function resolvedWrapper(s: ClassifiedStatement): ClassifiedStatement {
+  const { execute: _e, fetch: _f, ...rest } = s;
+  return rest;
+}
+
+/** Stages forgetting `name` ('*': all, as DEALLOCATE ALL / CLOSE ALL / DISCARD ALL). */
+function forget(staged: Map<string, readonly ClassifiedStatement[] | null>, kept: Map<string, readonly ClassifiedStatement[]>, name: string): void {
+  if (name !== '*') return void staged.set(name, null);
+  for (const k of [...kept.keys(), ...staged.keys()]) staged.set(k, null);
+}
+
+function apply(staged: Map<string, readonly ClassifiedStatement[] | null>, kept: Map<string, readonly ClassifiedStatement[]>): void {
+  for (const [k, v] of staged) {
+    if (v) kept.set(k, v);
+    else kept.delete(k);
+  }
+}
+
+function unknown(code: string, what: string): { code: string; message: string; hint: string } {
+  return {
+    code,
+    message: `${what} was not created through Sluice, so what it runs cannot be decided`,
+    hint: 'Create it in this session through Sluice (PREPARE / DECLARE / a protocol Parse) before using it.',
+  };
+}
+
+function refuse(
+  e: { code: string; message: string; hint: string; position?: number },
+  stmts: readonly ClassifiedStatement[],
+  objects: string[],
+  tags: Record<string, string> | null,
+  decision: DecisionKind,
+  rule: string,
+): GateVerdict {
+  return {
+    allowed: false,
+    audit: { classes: stmts.map((s) => s.class), objects, decision, rule, reason: e.message, tags },
+    refusal: { code: e.code, message: e.message, hint: e.hint, ...(e.position !== undefined ? { position: e.position } : {}) },
+  };
+}
+
+/** 'r:schema.table' / 'w:schema.table' / 'f:function' strings for the audit record (unqualified: '?.name'). */
+function objectsOf(stmts: readonly ClassifiedStatement[]): string[] {
+  const out = new Set<string>();
+  for (const s of stmts) {
+    for (const r of s.reads) out.add(`r:${r.schema ?? '?'}.${r.name}`);
+    for (const r of s.writes) out.add(`w:${r.schema ?? '?'}.${r.name}`);
+    for (const f of s.functions) out.add(`f:${f}`);
+  }
+  return [...out];
+}

@@ -1,0 +1,130 @@
+import type { StatementRecord } from '../audit/audit-log.js';
+import { Frontend, SqlState } from '../protocol/codes.js';
+import type { PgError } from '../protocol/messages.js';
+import { ExtendedState } from './extended-state.js';
+import { refusalQuery, type ResponseTracker } from './refusal.js';
+import { StatementGate, type GateAudit, type GateVerdict } from './statement-gate.js';
+
+export type LoopResult =
+  | { kind: 'forward'; out: Buffer[]; records: StatementRecord[]; terminate: boolean }
+  | { kind: 'fatal'; error: Omit<PgError, 'severity'>; reason: string };
+
+const INVALID_UTF8: GateVerdict = {
+  allowed: false,
+  audit: { classes: [], objects: [], decision: 'deny', rule: 'encoding', reason: 'invalid UTF-8', tags: null },
+  refusal: { code: '22021', message: 'invalid byte sequence for encoding "UTF8" in the statement', hint: 'Send statements as UTF-8 text.' },
+};
+
+/**
+ * The client half of the statement loop: every frame from the client is decided here, in order. Allowed messages
+ * are forwarded as the same bytes; a refused one is replaced by a refusal the server raises (see refusal.ts). After a
+ * refused Parse everything up to Sync is discarded, as PostgreSQL does after an error in the extended protocol.
+ */
+export class StatementLoop {
+  private readonly ext = new ExtendedState();
+  private discarding = false;
+
+  constructor(
+    private readonly gate: StatementGate,
+    private readonly tracker: ResponseTracker,
+    private readonly sessionId: number,
+  ) {}
+
+  onClientFrames(frames: readonly Buffer[], now: number): LoopResult {
+    const out: Buffer[] = [];
+    const records: StatementRecord[] = [];
+    const rec = (protocol: StatementRecord['protocol'], name: string | null, text: string, audit: GateAudit | null): void => {
+      records.push({ sessionId: this.sessionId, protocol, name, text, receivedAt: now, ...(audit ?? {}) });
+    };
+    for (const f of frames) {
+      const code = f[0]!;
+      if (this.discarding) {
+        if (code === Frontend.Sync) {
+          this.discarding = false;
+          this.tracker.expectClient();
+          out.push(f);
+        } else if (code === Frontend.Terminate) {
+          out.push(f);
+          return { kind: 'forward', out, records, terminate: true };
+        }
+        continue;
+      }
+      switch (code) {
+        case Frontend.Query: {
+          if (f[f.length - 1] !== 0) return malformed('Query');
+          const text = StatementGate.decode(f.subarray(5, f.length - 1));
+          const v = text === null ? INVALID_UTF8 : this.gate.query(text);
+          rec('simple', null, text ?? f.toString('utf8', 5, f.length - 1), v.audit);
+          if (v.allowed) {
+            this.tracker.expectClient();
+            out.push(f);
+          } else {
+            this.tracker.refusalSent(v.refusal, false);
+            out.push(refusalQuery(v.refusal));
+          }
+          break;
+        }
+        case Frontend.Parse: {
+          const p = ExtendedState.readParse(f);
+          if (!p) return malformed('Parse');
+          const text = StatementGate.decode(p.query);
+          const v = text === null ? INVALID_UTF8 : this.gate.parse(p.name, text);
+          const shown = text ?? p.query.toString('utf8');
+          rec('parse', p.name, shown, v.audit);
+          if (v.allowed) {
+            this.ext.define(p.name, { text: shown, audit: v.audit });
+            out.push(f);
+          } else {
+            // Raised now (a client may Flush and wait for it); its ReadyForQuery is hidden until the client's Sync.
+            this.tracker.refusalSent(v.refusal, true);
+            out.push(refusalQuery(v.refusal));
+            this.discarding = true;
+          }
+          break;
+        }
+        case Frontend.Bind:
+          if (!this.ext.bind(f)) return malformed('Bind');
+          out.push(f);
+          break;
+        case Frontend.Execute: {
+          const e = this.ext.execute(f);
+          if (!e) return malformed('Execute');
+          rec('execute', e.portal, e.entry.text, e.entry.audit);
+          out.push(f);
+          break;
+        }
+        case Frontend.Close:
+          if (!this.ext.close(f)) return malformed('Close');
+          out.push(f);
+          break;
+        case Frontend.Sync:
+          this.tracker.expectClient();
+          out.push(f);
+          break;
+        case Frontend.Describe: case Frontend.Flush:
+        case Frontend.CopyData: case Frontend.CopyDone: case Frontend.CopyFail:
+          out.push(f);
+          break;
+        case Frontend.Terminate:
+          out.push(f);
+          return { kind: 'forward', out, records, terminate: true };
+        case Frontend.FunctionCall: {
+          // FunctionCall runs a function by OID with no SQL to parse or decide: always refused, and audited.
+          const refusal = { code: SqlState.FeatureNotSupported, message: 'the FunctionCall protocol message is refused by Sluice', hint: 'Call the function in a SQL statement (SELECT fn(...)) so it can be parsed, decided and audited.' };
+          rec('simple', null, `-- FunctionCall message (function OID ${f.length >= 9 ? f.readInt32BE(5) : '?'})`,
+            { classes: [], objects: [], decision: 'deny', rule: 'protocol', reason: refusal.message, tags: null });
+          this.tracker.refusalSent(refusal, false);
+          out.push(refusalQuery(refusal));
+          break;
+        }
+        default:
+          return { kind: 'fatal', error: { code: SqlState.ProtocolViolation, message: `invalid frontend message type ${code}` }, reason: `protocol violation from client (type ${code})` };
+      }
+    }
+    return { kind: 'forward', out, records, terminate: false };
+  }
+}
+
+function malformed(what: string): LoopResult {
+  return { kind: 'fatal', error: { code: SqlState.ProtocolViolation, message: `malformed ${what} message` }, reason: `protocol violation from client (malformed ${what})` };
+}
