@@ -5,7 +5,7 @@ import { openDataStore, type DataStore } from './audit/db.js';
 import type { SluiceConfig, TargetConfig } from './config/model.js';
 import { resolveTargetPassword } from './config/password.js';
 import { AgentKeyStore } from './identity/agent-keys.js';
-import { bindPolicy } from './policy/evaluate.js';
+import { bindPolicy, type ResolvedLimits } from './policy/evaluate.js';
 import { DEFAULT_POLICY } from './policy/model.js';
 import { StatementGate } from './proxy/statement-gate.js';
 import { classify } from './sql/classify.js';
@@ -67,6 +67,7 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
         classify: (text) => classify(text),
         decide: (stmts) => bound.decide(stmts),
         onInternalError: (err) => log('error', `statement refused after an internal error: ${err.stack ?? err.message}`),
+        sessionDefaults: sessionDefaults(bound.limits),
       });
     },
   };
@@ -89,6 +90,14 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
       db.close();
     },
   };
+}
+
+/** Policy limits that are pinned upstream for the whole session (the evaluator refuses turning them off). */
+function sessionDefaults(limits: ResolvedLimits): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (limits.readOnly) out.default_transaction_read_only = 'on';
+  if (limits.statementTimeoutMs !== null) out.statement_timeout = `${limits.statementTimeoutMs}ms`;
+  return out;
 }
 
 function toUpstream(t: TargetConfig): UpstreamTarget {

@@ -9,6 +9,8 @@ import {
 import type { ProxyContext } from './context.js';
 import { PinnedSettings } from './pinned-settings.js';
 import { Relay } from './relay.js';
+import type { StatementGate } from './statement-gate.js';
+import { parseTimeoutMs } from '../policy/evaluate.js';
 import { vetStartupParams } from './startup-params.js';
 import { connectUpstream, sendCancel, UpstreamError, type UpstreamTarget } from './upstream.js';
 
@@ -54,7 +56,6 @@ export class ClientSession {
   /** Frames the client sent after its password, before relaying began (kept in order). */
   private early: Buffer[] = [];
   private relay: Relay | null = null;
-  private identity: { name: string; groups: string[] } = { name: '', groups: [] };
   private counted = false;
 
   constructor(socket: net.Socket, private readonly ctx: ProxyContext) {
@@ -241,11 +242,14 @@ export class ClientSession {
     clearTimeout(this.authTimer);
     this.to(SessionState.ConnectingUpstream);
     const sessionId = this.ctx.audit.openSession({ identity: this.user, target: target.name, clientAddr: this.clientAddr(), applicationName: this.applicationName });
-    this.identity = check.identity;
-    await this.connect(target, sessionId);
+    // Policy is bound before connecting: its limits become the upstream session's defaults.
+    // Policy matches the bare address: `::1:5555` would be ambiguous for IPv6.
+    const gate = this.ctx.createGate({ identity: check.identity, target: target.name, applicationName: this.applicationName, clientAddr: this.socket.remoteAddress ?? '' });
+    this.upstreamParams = withSessionDefaults(this.upstreamParams, gate.sessionDefaults);
+    await this.connect(target, sessionId, gate);
   }
 
-  private async connect(target: UpstreamTarget, sessionId: number): Promise<void> {
+  private async connect(target: UpstreamTarget, sessionId: number, gate: StatementGate): Promise<void> {
     let up;
     try {
       up = await connectUpstream(target, this.ctx.resolvePassword(target), this.upstreamParams, {
@@ -283,9 +287,7 @@ export class ClientSession {
     const hello = [authRequest(AuthCode.Ok), ...up.greeting, backendKeyData(key.pid, key.secret), up.ready];
     this.socket.write(Buffer.concat(hello));
     this.relay = new Relay(this.socket, this.framer, up, this.ctx, {
-      sessionId, target, early: this.early, cancelPid: key.pid, pinned,
-      // Policy matches the bare address: `::1:5555` would be ambiguous for IPv6.
-      gate: this.ctx.createGate({ identity: this.identity, target: target.name, applicationName: this.applicationName, clientAddr: this.socket.remoteAddress ?? '' }),
+      sessionId, target, early: this.early, cancelPid: key.pid, pinned, gate,
       onClosed: () => this.releaseSlot(),
     });
   }
@@ -323,6 +325,24 @@ export class ClientSession {
       this.ctx.activeSessions.delete(this);
     }
   }
+}
+
+/**
+ * The client's startup settings with policy's session defaults on top. A client's own statement_timeout stays when
+ * it is stricter than the ceiling (0 means none, so the ceiling applies).
+ */
+function withSessionDefaults(params: Record<string, string>, defaults: Readonly<Record<string, string>>): Record<string, string> {
+  const out = { ...params };
+  for (const [k, v] of Object.entries(defaults)) {
+    const own = Object.keys(out).find((p) => p.toLowerCase() === k);
+    if (k === 'statement_timeout' && own) {
+      const mine = parseTimeoutMs(out[own]!);
+      if (mine !== null && mine > 0 && mine <= parseTimeoutMs(v)!) continue;
+    }
+    if (own) delete out[own];
+    out[k] = v;
+  }
+  return out;
 }
 
 function isLoopback(addr: string | undefined): boolean {

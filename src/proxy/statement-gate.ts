@@ -30,6 +30,11 @@ export interface GateDeps {
   /** Policy for this session (identity, target, application, address are bound in by the caller). */
   decide(statements: readonly ClassifiedStatement[]): GateDecision;
   onInternalError?(err: Error, text: string): void;
+  /**
+   * Settings the session must start with (policy limits such as read-only or a statement_timeout ceiling), sent
+   * upstream as startup parameters so that RESET ALL / DISCARD ALL return to them rather than to the server default.
+   */
+  sessionDefaults?: Readonly<Record<string, string>>;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -45,6 +50,10 @@ export class StatementGate {
   private readonly cursors = new Map<string, readonly ClassifiedStatement[]>();
 
   constructor(private readonly deps: GateDeps) {}
+
+  get sessionDefaults(): Readonly<Record<string, string>> {
+    return this.deps.sessionDefaults ?? {};
+  }
 
   /** Decodes statement text from the wire; null when it is not valid UTF-8 (the server would refuse it too). */
   static decode(bytes: Buffer): string | null {
