@@ -4,6 +4,7 @@ import { AuditLog } from './audit/audit-log.js';
 import { openDataStore, type DataStore } from './audit/db.js';
 import type { SluiceConfig, TargetConfig } from './config/model.js';
 import { resolveTargetPassword } from './config/password.js';
+import { watchConfig } from './config/watch.js';
 import { AgentKeyStore } from './identity/agent-keys.js';
 import { bindPolicy, type ResolvedLimits } from './policy/evaluate.js';
 import { DEFAULT_POLICY } from './policy/model.js';
@@ -20,6 +21,8 @@ export type LogFn = (level: 'info' | 'warn' | 'error', msg: string) => void;
 export interface BrokerDeps {
   log?: LogFn;
   env?: NodeJS.ProcessEnv;
+  /** The config file to watch: a valid edit of its policy applies to the next statement of every session. */
+  configPath?: string;
 }
 
 export interface Broker {
@@ -30,6 +33,10 @@ export interface Broker {
   listen(): Promise<{ host: string; port: number }>;
   /** Clients currently connected (any state). */
   connectionCount(): number;
+  /** Re-reads the config file now (it is also polled); returns false when the file is broken (the policy stays). */
+  reloadConfig(): boolean;
+  /** How many policy versions this broker has applied (1 at start). */
+  policyVersion(): number;
   close(): Promise<void>;
 }
 
@@ -43,9 +50,27 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
   const aborted = audit.markOpenSessionsAborted('Sluice stopped while the session was open');
   if (aborted > 0) log('warn', `marked ${aborted} session(s) left open by a previous run as aborted`);
 
-  const policy = config.policy ?? DEFAULT_POLICY;
   // The policy in force is part of the audit trail: every statement's rule name refers to a recorded version.
-  audit.recordPolicyVersion(null, JSON.stringify(policy, null, 2));
+  let policy = config.policy ?? DEFAULT_POLICY;
+  let policyText = JSON.stringify(policy, null, 2);
+  let policyVersion = 1;
+  audit.recordPolicyVersion(deps.configPath ?? null, policyText);
+  const applyConfig = (next: SluiceConfig): void => {
+    const text = JSON.stringify(next.policy ?? DEFAULT_POLICY, null, 2);
+    if (text === policyText) return;
+    audit.recordPolicyVersion(deps.configPath ?? null, text);
+    policy = next.policy ?? DEFAULT_POLICY;
+    policyText = text;
+    policyVersion++;
+    log('info', `applied policy version ${policyVersion} from ${deps.configPath}`);
+  };
+  let configBroken = false;
+  const watcher = deps.configPath
+    ? watchConfig(deps.configPath, (next) => { configBroken = false; applyConfig(next); }, (err) => {
+      configBroken = true;
+      log('error', `config change refused, the running policy stays:\n${err.message}`);
+    })
+    : null;
   const byName = new Map(config.targets.map((t) => [t.name, t] as const));
   const targets = new Map<string, UpstreamTarget>(config.targets.map((t) => [t.name, toUpstream(t)]));
   const ctx: ProxyContext = {
@@ -61,11 +86,19 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
     activeSessions: new Set(),
     log,
     createGate: (session) => {
-      // Rules are matched and limits resolved once per session; each message then costs only its statement checks.
-      const bound = bindPolicy(policy, session);
+      // Rules are matched and limits resolved once per session (and again after a policy change); each message then
+      // costs only its statement checks.
+      let bound = bindPolicy(policy, session);
+      let boundVersion = policyVersion;
       return new StatementGate({
         classify: (text) => classify(text),
-        decide: (stmts) => bound.decide(stmts),
+        decide: (stmts) => {
+          if (boundVersion !== policyVersion) {
+            bound = bindPolicy(policy, session);
+            boundVersion = policyVersion;
+          }
+          return bound.decide(stmts);
+        },
         onInternalError: (err) => log('error', `statement refused after an internal error: ${err.stack ?? err.message}`),
         sessionDefaults: sessionDefaults(bound.limits),
       });
@@ -82,9 +115,15 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
       return listener.listen(config.listen.host, config.listen.port);
     },
     connectionCount: () => listener.connectionCount,
+    reloadConfig() {
+      watcher?.check();
+      return !configBroken;
+    },
+    policyVersion: () => policyVersion,
     async close() {
       if (closed) return;
       closed = true;
+      watcher?.close();
       await listener.close('Sluice is shutting down');
       audit.close();
       db.close();

@@ -137,7 +137,7 @@ async function serve(argv: string[], out: Out): Promise<number> {
     config = demo.config;
     stopDemo = demo.stop;
   }
-  const broker = createBroker(config);
+  const broker = createBroker(config, path ? { configPath: path } : {});
   let addr;
   try {
     addr = await broker.listen();
