@@ -33,6 +33,8 @@ export async function startSluice(repoRoot: string, dir: string, upstream: Conn)
         tls: { mode: 'disable' },
       },
     ],
+    // Every statement is parsed, decided and audited; the rule lets pgbench's statements through.
+    policy: { rules: [{ name: 'bench', match: { identities: [SLUICE_IDENTITY] }, allow: ['read', 'write', 'transaction', 'session'] }] },
   };
   await writeFile(configFile, stringify(config));
   const env = { ...process.env, BENCH_PG_PASSWORD: upstream.password };

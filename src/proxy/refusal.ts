@@ -13,17 +13,44 @@ export interface Refusal {
 /**
  * Sluice refuses a statement by sending the server, in its place, a statement whose only effect is to raise the
  * refusal as an error. The server then answers in protocol order and does to the transaction exactly what an
- * error does (an explicit block becomes failed, an implicit one is rolled back), so the client sees what PostgreSQL
- * itself would have sent. Synthesizing the ErrorResponse in the proxy instead would need a model of every pending
- * response and of the transaction state; the server already has both.
+ * error does (an explicit block becomes failed, an implicit one is rolled back, an already failed one answers 25P02,
+ * a pipeline already skipping to Sync skips it too), so the client sees what PostgreSQL itself would have sent.
+ * Synthesizing the ErrorResponse in the proxy instead would need a model of every pending response and of the
+ * transaction state; the server already has both.
  * DO + RAISE runs nothing else; `USING MESSAGE` takes the text verbatim (no % formatting).
  */
-export function refusalQuery(r: Refusal): Buffer {
+function refusalSql(r: Refusal): string {
   const tag = `$sluice_${randomBytes(6).toString('hex')}$`;
-  const sql = `DO ${tag}BEGIN RAISE EXCEPTION USING ERRCODE = ${literal(r.code)}, MESSAGE = ${literal(r.message)}, HINT = ${literal(r.hint)}; END${tag}`;
-  const body = Buffer.from(sql + '\0', 'utf8');
+  return `DO ${tag}BEGIN RAISE EXCEPTION USING ERRCODE = ${literal(r.code)}, MESSAGE = ${literal(r.message)}, HINT = ${literal(r.hint)}; END${tag}`;
+}
+
+/** In place of a refused simple Query (or FunctionCall): a Query raising the refusal. */
+export function refusalQuery(r: Refusal): Buffer {
+  return message(0x51, [cstr(refusalSql(r))]);
+}
+
+/**
+ * In place of a refused Parse: Parse/Bind/Execute of the refusal on the unnamed statement, inside the client's
+ * extended-protocol segment. The client's own Sync then gets the one ReadyForQuery it expects. Only the
+ * ParseComplete and BindComplete these produce must be hidden (see ResponseTracker).
+ */
+export function refusalExtended(r: Refusal): Buffer {
+  const none = Buffer.alloc(2); // zero parameter types / formats / values / result formats
+  return Buffer.concat([
+    message(0x50, [cstr(''), cstr(refusalSql(r)), none]), // Parse
+    message(0x42, [cstr(''), cstr(''), none, none, none]), // Bind
+    message(0x45, [cstr(''), Buffer.alloc(4)]), // Execute, no row limit
+  ]);
+}
+
+function cstr(s: string): Buffer {
+  return Buffer.from(s + '\0', 'utf8');
+}
+
+function message(code: number, parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
   const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0x51; // Query
+  out[0] = code;
   out.writeInt32BE(4 + body.length, 1);
   body.copy(out, 5);
   return out;
@@ -34,65 +61,86 @@ function literal(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 
+const PARSE_COMPLETE = 0x31; // '1'
+const BIND_COMPLETE = 0x32; // '2'
+
+interface PendingRefusal {
+  refusal: Refusal;
+  /** The ReadyForQuery (counted from the session start) that closes the cycle the refusal runs in. */
+  cycle: number;
+  /** Sent as Parse/Bind/Execute: its ParseComplete and BindComplete are not the client's. */
+  extended: boolean;
+}
+
 /**
- * Tracks what each ReadyForQuery answers. Every Query/Sync forwarded expects one; a refusal that stands in for a
- * Parse (extended protocol) also produces one the client must not see, because the client's own Sync will be
- * answered later. If the server was already skipping to Sync after an earlier error in the same pipeline, it ignores
- * the refusal (as it would have ignored the refused Parse): then no error of ours arrives and nothing is dropped.
+ * Follows the server's answers to refusals: recognises Sluice's own ErrorResponse (to drop the DO block's context
+ * and source fields and restore the parser position), and hides the ParseComplete/BindComplete of a refusal that
+ * stands in for a Parse. Those two arrive right before the refusal's error, so while such a refusal is pending,
+ * ParseComplete/BindComplete frames are held until the next other frame says whose they were.
+ * A refusal the server never raised (it was skipping to Sync, or the transaction had failed and it answered 25P02)
+ * is forgotten when its cycle's ReadyForQuery arrives.
  */
 export class ResponseTracker {
-  private readonly owners: Array<'client' | 'swallow'> = [];
-  private head = 0;
-  /** Refusals on their way back, to recognise our own ErrorResponse. */
-  private readonly pending: Refusal[] = [];
-  private sawOwnError = false;
+  private sent = 0;
+  private answered = 0;
+  private pending: PendingRefusal[] = [];
+  private held: Buffer[] = [];
 
+  /** True while server frames need looking at one by one. */
+  get active(): boolean {
+    return this.pending.length > 0 || this.held.length > 0;
+  }
+
+  /** A Query or Sync was forwarded: one ReadyForQuery will answer it. */
   expectClient(): void {
-    this.owners.push('client');
+    this.sent++;
   }
 
-  /** A refusal was forwarded: `hidden` when its ReadyForQuery must not reach the client. */
-  refusalSent(refusal: Refusal, hidden: boolean): void {
-    this.pending.push(refusal);
-    this.owners.push(hidden ? 'swallow' : 'client');
+  /** A refused simple Query (or FunctionCall) was replaced by refusalQuery(). */
+  refusedQuery(r: Refusal): void {
+    this.sent++;
+    this.pending.push({ refusal: r, cycle: this.sent, extended: false });
   }
 
-  /**
-   * For an ErrorResponse from the server: the frame to pass on. Our own refusal loses the PL/pgSQL context and
-   * source-location fields (they describe the DO block, not the client's statement).
-   */
-  onError(frame: Buffer): Buffer {
-    if (this.pending.length === 0) return frame;
+  /** A refused Parse was replaced by refusalExtended(); the client's next Sync closes its cycle. */
+  refusedParse(r: Refusal): void {
+    this.pending.push({ refusal: r, cycle: this.sent + 1, extended: true });
+  }
+
+  /** Fast path (nothing pending): counts a ReadyForQuery. */
+  sawReady(): void {
+    this.answered++;
+  }
+
+  /** Slow path: one server frame in, the frames to pass on now out (in order). */
+  onFrame(f: Buffer): Buffer[] {
+    const code = f[0];
+    if ((code === PARSE_COMPLETE || code === BIND_COMPLETE) && this.pending.some((p) => p.extended)) {
+      this.held.push(f);
+      return [];
+    }
+    const out = this.held;
+    this.held = [];
+    if (code === Backend.ErrorResponse) {
+      out.push(this.onError(f, out));
+    } else {
+      if (code === Backend.ReadyForQuery) {
+        this.answered++;
+        this.pending = this.pending.filter((p) => p.cycle > this.answered);
+      }
+      out.push(f);
+    }
+    return out;
+  }
+
+  private onError(frame: Buffer, held: Buffer[]): Buffer {
     const f = parseErrorFields(frame);
-    const i = this.pending.findIndex((r) => r.message === f.M && r.code === f.C);
+    const i = this.pending.findIndex((p) => p.refusal.message === f.M && p.refusal.code === f.C);
     if (i < 0) return frame;
     const [mine] = this.pending.splice(i, 1);
-    if (this.owners[this.head] === 'swallow') this.sawOwnError = true;
-    return errorResponse({ severity: 'ERROR', code: mine!.code, message: mine!.message, hint: f.H, detail: f.D, position: mine!.position }, Backend.ErrorResponse);
-  }
-
-  /** For a ReadyForQuery from the server: false when it must be dropped. */
-  onReady(): boolean {
-    if (this.shift() === 'swallow') {
-      if (this.sawOwnError) {
-        this.sawOwnError = false;
-        return false;
-      }
-      // The server skipped our refusal: this ReadyForQuery answers the next thing the client sent.
-      this.pending.shift();
-      this.shift();
-    }
-    return true;
-  }
-
-  private shift(): 'client' | 'swallow' | undefined {
-    const o = this.owners[this.head];
-    if (o === undefined) return undefined;
-    this.head++;
-    if (this.head > 1024) {
-      this.owners.splice(0, this.head);
-      this.head = 0;
-    }
-    return o;
+    // The refusal's own ParseComplete and BindComplete are the last two frames held.
+    if (mine!.extended && held.at(-1)?.[0] === BIND_COMPLETE && held.at(-2)?.[0] === PARSE_COMPLETE) held.splice(-2, 2);
+    const r = mine!.refusal;
+    return errorResponse({ severity: 'ERROR', code: r.code, message: r.message, hint: f.H, detail: f.D, position: r.position }, Backend.ErrorResponse);
   }
 }

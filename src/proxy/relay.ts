@@ -141,24 +141,25 @@ export class Relay {
 
   private fromServer(frames: Buffer[]): void {
     if (this.closed) return;
-    let out: (Buffer | null)[] = frames;
-    for (let i = 0; i < frames.length; i++) {
-      const f = frames[i]!;
+    // Frames pass as the same bytes unless a refusal's answer is in flight (rare): then the tracker filters them.
+    const filtered = this.tracker.active;
+    for (const f of frames) {
       const code = f[0];
       if (code === Backend.ReadyForQuery) {
-        if (!this.tracker.onReady()) out = replaced(out, frames, i, null);
+        this.opts.gate.onReady(f[5]!);
+        if (!filtered) this.tracker.sawReady();
       } else if (code === Backend.ErrorResponse) {
+        this.opts.gate.onServerError();
         const fields = parseErrorFields(f);
         if (fields.V === 'FATAL' || fields.V === 'PANIC') this.serverFatal = `server: ${fields.C ?? ''} ${fields.M ?? ''}`.trim();
-        const shown = this.tracker.onError(f);
-        if (shown !== f) out = replaced(out, frames, i, shown);
       } else if (code === Backend.ParameterStatus) {
         const why = this.opts.pinned.check(f);
         // The change already happened upstream; nothing after it may be read differently by Sluice and the server.
         if (why) return this.fatalToClient({ code: SqlState.FeatureNotSupported, message: why, hint: 'Keep client_encoding UTF8 and standard_conforming_strings on through Sluice.' }, `refused: ${why}`);
       }
     }
-    if (!writeFrames(this.client, out === frames ? frames : out.filter((x): x is Buffer => x !== null))) {
+    const out = filtered ? frames.flatMap((f) => this.tracker.onFrame(f)) : frames;
+    if (out.length > 0 && !writeFrames(this.client, out)) {
       this.serverPausedForClient = true;
       this.upstream.socket.pause();
     }
@@ -211,12 +212,3 @@ export class Relay {
   }
 }
 
-/**
- * Copy-on-write replacement of frame i (null drops it). The server's frames pass untouched unless Sluice must hide or
- * rewrite one of its own refusal's answers, which is rare: only then is a new list made.
- */
-function replaced(out: (Buffer | null)[], frames: Buffer[], i: number, by: Buffer | null): (Buffer | null)[] {
-  const copy = out === frames ? [...frames] as (Buffer | null)[] : out;
-  copy[i] = by;
-  return copy;
-}

@@ -48,6 +48,11 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export class StatementGate {
   private readonly prepared = new Map<string, readonly ClassifiedStatement[]>();
   private readonly cursors = new Map<string, readonly ClassifiedStatement[]>();
+  /** Cursors declared WITH HOLD: they outlive their transaction; every other cursor ends with it. */
+  private readonly holdable = new Set<string>();
+  /** Cursors declared since the last ReadyForQuery; forgotten if the server reported an error meanwhile. */
+  private unconfirmed: string[] = [];
+  private errorSinceReady = false;
 
   constructor(private readonly deps: GateDeps) {}
 
@@ -62,6 +67,30 @@ export class StatementGate {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * The server's ReadyForQuery: a cursor that the server refused to create, or whose transaction ended, must not stay
+   * known, or a later FETCH of the same name (a cursor opened by a function, say) would be decided as the old query.
+   * After an error every cursor declared since the last ReadyForQuery is forgotten (with pipelining that may include
+   * one that succeeded: its FETCH is then refused, which is the safe side).
+   */
+  onReady(status: number): void {
+    if (this.errorSinceReady) for (const c of this.unconfirmed) this.forgetCursor(c);
+    this.unconfirmed = [];
+    this.errorSinceReady = false;
+    if (status === 0x49 /* I: no transaction */) {
+      for (const c of [...this.cursors.keys()]) if (!this.holdable.has(c)) this.forgetCursor(c);
+    }
+  }
+
+  onServerError(): void {
+    this.errorSinceReady = true;
+  }
+
+  private forgetCursor(name: string): void {
+    this.cursors.delete(name);
+    this.holdable.delete(name);
   }
 
   /** A simple Query: every statement in it must be allowed, else the whole message is refused. */
@@ -101,6 +130,7 @@ export class StatementGate {
     const lookup = (staged: Map<string, readonly ClassifiedStatement[] | null>, kept: Map<string, readonly ClassifiedStatement[]>, name: string) =>
       staged.has(name) ? staged.get(name) ?? undefined : kept.get(name);
     const effective: ClassifiedStatement[] = [];
+    const holds: string[] = [];
     for (const s of c.statements) {
       // EXECUTE and FETCH are decided both as themselves (their arguments may call functions) and as what they run;
       // marked resolved (wrapper field removed) so policy does not treat them as unresolved.
@@ -117,6 +147,7 @@ export class StatementGate {
       }
       if (s.prepare) prepared.set(s.prepare.name, [s.prepare.statement]);
       if (s.declare) cursors.set(s.declare.cursor, [s.declare.statement]);
+      if (s.declare?.hold) holds.push(s.declare.cursor);
       if (s.deallocate) forget(prepared, this.prepared, s.deallocate.name);
       if (s.close) forget(cursors, this.cursors, s.close.cursor);
     }
@@ -140,6 +171,11 @@ export class StatementGate {
     }
     apply(prepared, this.prepared);
     apply(cursors, this.cursors);
+    for (const [name, stmts] of cursors) {
+      if (stmts) this.unconfirmed.push(name);
+      else this.holdable.delete(name);
+    }
+    for (const h of holds) this.holdable.add(h);
     if (parseName !== null && parseName !== '') this.prepared.set(parseName, effective);
     return { allowed: true, audit, statements: effective };
   }

@@ -2,7 +2,7 @@ import type { StatementRecord } from '../audit/audit-log.js';
 import { Frontend, SqlState } from '../protocol/codes.js';
 import type { PgError } from '../protocol/messages.js';
 import { ExtendedState } from './extended-state.js';
-import { refusalQuery, type ResponseTracker } from './refusal.js';
+import { refusalExtended, refusalQuery, type ResponseTracker } from './refusal.js';
 import { StatementGate, type GateAudit, type GateVerdict } from './statement-gate.js';
 
 export type LoopResult =
@@ -59,7 +59,7 @@ export class StatementLoop {
             this.tracker.expectClient();
             out.push(f);
           } else {
-            this.tracker.refusalSent(v.refusal, false);
+            this.tracker.refusedQuery(v.refusal);
             out.push(refusalQuery(v.refusal));
           }
           break;
@@ -75,9 +75,10 @@ export class StatementLoop {
             this.ext.define(p.name, { text: shown, audit: v.audit });
             out.push(f);
           } else {
-            // Raised now (a client may Flush and wait for it); its ReadyForQuery is hidden until the client's Sync.
-            this.tracker.refusalSent(v.refusal, true);
-            out.push(refusalQuery(v.refusal));
+            // Raised in the client's own segment, now (a client may Flush and wait for it); the client's Sync still
+            // gets the segment's one ReadyForQuery.
+            this.tracker.refusedParse(v.refusal);
+            out.push(refusalExtended(v.refusal));
             this.discarding = true;
           }
           break;
@@ -113,7 +114,7 @@ export class StatementLoop {
           const refusal = { code: SqlState.FeatureNotSupported, message: 'the FunctionCall protocol message is refused by Sluice', hint: 'Call the function in a SQL statement (SELECT fn(...)) so it can be parsed, decided and audited.' };
           rec('simple', null, `-- FunctionCall message (function OID ${f.length >= 9 ? f.readInt32BE(5) : '?'})`,
             { classes: [], objects: [], decision: 'deny', rule: 'protocol', reason: refusal.message, tags: null });
-          this.tracker.refusalSent(refusal, false);
+          this.tracker.refusedQuery(refusal);
           out.push(refusalQuery(refusal));
           break;
         }

@@ -55,6 +55,10 @@ export function classifyStatement(node: Json, text: string): Classified | Refusa
         cls = 'write';
         for (const [key, ref] of facts.reads) if (!facts.writes.has(key)) facts.writes.set(key, ref);
       }
+      // pg_settings has a rule that turns an UPDATE into set_config(): a settings change whose name is in the data.
+      for (const { item: ref } of facts.writes.values()) {
+        if (ref.name === 'pg_settings' && (ref.schema === null || ref.schema === 'pg_catalog')) facts.setting('*', null, true);
+      }
       break;
     case 'ExplainStmt':
       return explain(body, text);
@@ -99,7 +103,8 @@ export function classifyStatement(node: Json, text: string): Classified | Refusa
     case 'DeclareCursorStmt': {
       const inner = classifyStatement((body.query ?? {}) as Json, text);
       if (!('statement' in inner)) return inner;
-      extra.declare = { cursor: str(body.portalname), statement: inner.statement };
+      // CURSOR_OPT_HOLD (0x20): a WITH HOLD cursor outlives its transaction; others end with it.
+      extra.declare = { cursor: str(body.portalname), statement: inner.statement, hold: (((body.options as number | undefined) ?? 0) & 0x20) !== 0 };
       facts.literalDependent = inner.literalDependent;
       break;
     }

@@ -61,7 +61,7 @@ export interface ClassifiedStatement {
   /** SQL-level prepared statements and cursors, so EXECUTE/FETCH can be resolved to what they run. */
   prepare?: { name: string; statement: ClassifiedStatement };
   execute?: { name: string };
-  declare?: { cursor: string; statement: ClassifiedStatement };
+  declare?: { cursor: string; statement: ClassifiedStatement; hold?: boolean };
   fetch?: { cursor: string };
   /** CLOSE / DEALLOCATE, so the tables above can forget entries ('*' = all; DISCARD ALL sets both). */
   close?: { cursor: string };

@@ -52,6 +52,11 @@ const CASES: Case[] = [
   { sql: 'MOVE LAST IN c', class: 'utility', more: { fetch: { cursor: 'c' } } },
   { sql: 'CLOSE c', class: 'utility', more: { close: { cursor: 'c' } } },
   { sql: 'CLOSE ALL', class: 'utility', more: { close: { cursor: '*' } } },
+  { sql: 'DECLARE h CURSOR WITH HOLD FOR SELECT 1', class: 'utility', more: { declare: { cursor: 'h', hold: true, statement: expect.anything() } } },
+  { sql: 'DECLARE n CURSOR FOR SELECT 1', class: 'utility', more: { declare: { cursor: 'n', hold: false, statement: expect.anything() } } },
+  // pg_settings' rule turns the UPDATE into set_config(): a setting change named only in the data.
+  { sql: "UPDATE pg_settings SET setting = '0' WHERE name = 'statement_timeout'", class: 'write', secondary: ['session'], writes: ['pg_settings'], settings: [['*', null]], more: { settings: [{ name: '*', value: null, dynamic: true }] } },
+  { sql: "UPDATE pg_catalog.pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'", class: 'write', secondary: ['session'], writes: ['pg_catalog.pg_settings'], settings: [['*', null]], more: { settings: [{ name: '*', value: null, dynamic: true }] } },
   { sql: 'SET ROLE admin', class: 'session', settings: [['role', 'admin']] },
   { sql: 'RESET ROLE', class: 'session', settings: [['role', null]] },
   { sql: 'SET SESSION AUTHORIZATION bob', class: 'session', settings: [['session_authorization', 'bob']] },
