@@ -7,6 +7,8 @@ import { ConfigError, loadConfig } from './config/load.js';
 import type { SluiceConfig } from './config/model.js';
 import { demoDataDir, startDemoDatabase } from './demo.js';
 import { auditCommand } from './audit/cli-audit.js';
+import { reviewCommand } from './audit/cli-review.js';
+import { DEFAULT_POLICY } from './policy/model.js';
 import { AGENT_KEY_NAME, AgentKeyStore, parseDuration } from './identity/agent-keys.js';
 import { POLICY_TEST_HELP, policyTestCommand } from './policy/cli-policy.js';
 
@@ -20,6 +22,7 @@ Usage:
   sluice policy test [FILE]                         run the policy's example statements like unit tests
   sluice audit verify [--anchor SEQ:HASH]           check the audit hash chain; names the first bad record
   sluice audit export [--since T] [--format jsonl]  stream audit records as JSON lines
+  sluice review [--unused-days 30] [--since T] [--json]  access review: use per identity, refusals, unused keys, idle rules
 
 Options for every command:
   --config FILE   config file (default: $SLUICE_CONFIG, else ./sluice.yaml if present)
@@ -55,6 +58,11 @@ export async function main(argv: string[], out: Out = console): Promise<number> 
     switch (cmd) {
       case 'serve': return await serve(argv.slice(1), out);
       case 'audit': return await auditCommand(argv.slice(1), out, (cfg) => openDataStore(dataDirOf(configPath(cfg))));
+      case 'review': return await reviewCommand(argv.slice(1), out, (cfg) => {
+        const path = configPath(cfg);
+        const config = path ? loadConfig(path) : null;
+        return { db: openDataStore(config?.dataDir ?? demoDataDir()), policy: config ? (config.policy ?? DEFAULT_POLICY) : null };
+      });
       case 'policy':
         if (sub === 'test') return await policyTestCommand(argv.slice(2), out);
         out.error(sub && sub !== '--help' ? `unknown policy command "${sub}"\n` : '');
