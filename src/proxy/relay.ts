@@ -30,9 +30,10 @@ export interface RelayOptions {
 }
 
 /**
- * The statement loop: client frames are read whole, their statement texts recorded, and forwarded as the same
- * bytes once the audit store has them; server frames go back as the same bytes. Only the message code and, for
- * Query/Parse/Bind/Execute/Close, the names and text are decoded.
+ * One relaying session: client frames are read whole and decided by the StatementLoop; allowed ones are forwarded
+ * as the same bytes once the audit store has committed their records, refused ones are replaced by a refusal the
+ * server raises. Server frames go back as the same bytes; only while a refusal's answer is in flight are they
+ * filtered (ResponseTracker). Backpressure both ways: a slow reader pauses the other side.
  */
 export class Relay {
   private readonly serverFramer: Framer;
