@@ -11,7 +11,8 @@ export interface PgError {
   position?: number;
 }
 
-function typed(code: number, body: Buffer): Buffer {
+/** A typed message: code byte, int32 length (itself included), body. */
+export function typed(code: number, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);
   out[0] = code;
   out.writeInt32BE(4 + body.length, 1);
@@ -19,7 +20,8 @@ function typed(code: number, body: Buffer): Buffer {
   return out;
 }
 
-function cstr(s: string): Buffer {
+/** A NUL-terminated UTF-8 string. */
+export function cstr(s: string): Buffer {
   return Buffer.from(s + '\0', 'utf8');
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Backend } from '../protocol/codes.js';
-import { errorResponse, parseErrorFields } from '../protocol/messages.js';
+import { cstr, errorResponse, parseErrorFields, typed } from '../protocol/messages.js';
 
 export interface Refusal {
   code: string;
@@ -43,17 +43,8 @@ export function refusalExtended(r: Refusal): Buffer {
   ]);
 }
 
-function cstr(s: string): Buffer {
-  return Buffer.from(s + '\0', 'utf8');
-}
-
 function message(code: number, parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = code;
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
+  return typed(code, Buffer.concat(parts));
 }
 
 /** A string literal under standard_conforming_strings=on (pinned): only the quote needs doubling. */
