@@ -17,7 +17,7 @@ beforeAll(async () => {
           match: { groups: ['test'] },
           allow: ['read', 'write', 'session', 'transaction'],
           functions: { pg_sleep: 'allow' },
-          limits: { readOnly: true, statementTimeoutMs: 1500 },
+          limits: { readOnly: true, statementTimeoutMs: 1500, maxRowsPerStatement: 10 },
         }],
       },
     },
@@ -62,6 +62,10 @@ describe('policy limits pinned upstream', () => {
     await admin.connect();
     expect((await admin.query('SELECT count(*)::int AS n FROM limits_t')).rows[0].n).toBe(0);
     await admin.end();
+  });
+
+  it('warns that row limits are not enforced yet instead of pretending', () => {
+    expect(sluice.logs).toContain('warn: row limits (maxRowsPerStatement/maxRowsPerSession) are not enforced yet; set in rule(s): bounded');
   });
 
   it('keeps a client statement_timeout that is stricter than the ceiling, and caps a looser one', async () => {
