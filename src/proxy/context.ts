@@ -21,7 +21,7 @@ export interface ProxyContext {
   targets: ReadonlyMap<string, UpstreamTarget>;
   resolvePassword(target: UpstreamTarget): string | undefined;
   verifyKey(name: string, secret: string): Promise<KeyCheck>;
-  audit: Pick<AuditLog, 'openSession' | 'endSession' | 'record'>;
+  audit: Pick<AuditLog, 'openSession' | 'endSession' | 'record' | 'complete'>;
   cancels: CancelRegistry;
   /** Sessions past StartupMessage, counted against maxClientConnections. */
   activeSessions: Set<object>;

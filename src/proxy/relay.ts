@@ -4,7 +4,8 @@ import { Framer, writeFrames } from '../protocol/framer.js';
 import { errorResponse, parseErrorFields, terminate, type PgError } from '../protocol/messages.js';
 import type { ProxyContext } from './context.js';
 import { ResponseTracker } from './refusal.js';
-import { StatementLoop } from './statement-loop.js';
+import { CompletionTracker } from './completions.js';
+import { StatementLoop, type PendingAnswer } from './statement-loop.js';
 import type { StatementGate } from './statement-gate.js';
 import type { PinnedSettings } from './pinned-settings.js';
 import type { UpstreamSession, UpstreamTarget } from './upstream.js';
@@ -14,6 +15,9 @@ interface InboundBatch {
   frames: Buffer[];
   ready: boolean;
   terminate: boolean;
+  answers: PendingAnswer[];
+  /** Ids of the batch's records, once committed. */
+  ids: readonly number[];
 }
 
 /** Batches waiting for the audit store beyond which the client is not read (backpressure). */
@@ -40,6 +44,7 @@ export class Relay {
   private readonly queue: InboundBatch[] = [];
   private readonly tracker = new ResponseTracker();
   private readonly loop: StatementLoop;
+  private readonly completions: CompletionTracker;
   private closed = false;
   private clientPausedForUpstream = false;
   private serverPausedForClient = false;
@@ -56,6 +61,7 @@ export class Relay {
   ) {
     this.serverFramer = upstream.framer;
     this.loop = new StatementLoop(opts.gate, this.tracker, opts.sessionId);
+    this.completions = new CompletionTracker((id, result) => ctx.audit.complete(id, result));
     const server = upstream.socket;
     client.on('data', this.onClientData);
     client.on('close', () => this.end('client disconnected'));
@@ -89,15 +95,16 @@ export class Relay {
     const r = this.loop.onClientFrames(frames, Date.now());
     if (r.kind === 'fatal') return this.fatalToClient(r.error, r.reason);
     const records = r.records;
-    const batch: InboundBatch = { frames: r.out, ready: records.length === 0, terminate: r.terminate };
+    const batch: InboundBatch = { frames: r.out, ready: records.length === 0, terminate: r.terminate, answers: r.answers, ids: [] };
     this.queue.push(batch);
     if (!batch.ready) {
-      this.ctx.audit.record(records, (err) => {
+      this.ctx.audit.record(records, (err, ids) => {
         if (err) {
           this.ctx.log('error', `audit write failed, session ${this.opts.sessionId}: ${err.message}`);
           return this.fatalToClient({ code: SqlState.IoError, message: 'Sluice could not record the statement in its audit store; it was not executed', hint: 'Ask the operator to check the Sluice data directory (disk space, permissions).' }, `audit store write failed: ${err.message}`);
         }
         batch.ready = true;
+        batch.ids = ids ?? [];
         this.drainQueue();
       });
     } else {
@@ -110,6 +117,10 @@ export class Relay {
     const server = this.upstream.socket;
     while (this.queue.length > 0 && this.queue[0]!.ready && !this.closed) {
       const b = this.queue.shift()!;
+      const now = performance.now();
+      for (const a of b.answers) {
+        this.completions.expect(a.kind === 'cycle' ? a : { kind: a.kind, id: b.ids[a.record]! }, now);
+      }
       const ok = writeFrames(server, b.frames);
       if (b.terminate) {
         this.terminating = true;
@@ -146,6 +157,7 @@ export class Relay {
     const filtered = this.tracker.active;
     for (const f of frames) {
       const code = f[0];
+      this.completions.onFrame(f);
       if (code === Backend.ReadyForQuery) {
         this.opts.gate.onReady(f[5]!);
         if (!filtered) this.tracker.sawReady();

@@ -5,8 +5,11 @@ import { ExtendedState } from './extended-state.js';
 import { refusalExtended, refusalQuery, type ResponseTracker } from './refusal.js';
 import { StatementGate, type GateAudit, type GateVerdict } from './statement-gate.js';
 
+/** What the server will answer, in forwarding order; `record` indexes `records` (its id is known after commit). */
+export type PendingAnswer = { kind: 'query' | 'execute'; record: number } | { kind: 'cycle' };
+
 export type LoopResult =
-  | { kind: 'forward'; out: Buffer[]; records: StatementRecord[]; terminate: boolean }
+  | { kind: 'forward'; out: Buffer[]; records: StatementRecord[]; answers: PendingAnswer[]; terminate: boolean }
   | { kind: 'fatal'; error: Omit<PgError, 'severity'>; reason: string };
 
 const INVALID_UTF8: GateVerdict = {
@@ -33,6 +36,8 @@ export class StatementLoop {
   onClientFrames(frames: readonly Buffer[], now: number): LoopResult {
     const out: Buffer[] = [];
     const records: StatementRecord[] = [];
+    const answers: PendingAnswer[] = [];
+    const done = (terminate: boolean): LoopResult => ({ kind: 'forward', out, records, answers, terminate });
     const rec = (protocol: StatementRecord['protocol'], name: string | null, text: string, audit: GateAudit | null): void => {
       records.push({ sessionId: this.sessionId, protocol, name, text, receivedAt: now, ...(audit ?? {}) });
     };
@@ -42,10 +47,11 @@ export class StatementLoop {
         if (code === Frontend.Sync) {
           this.discarding = false;
           this.tracker.expectClient();
+          answers.push({ kind: 'cycle' });
           out.push(f);
         } else if (code === Frontend.Terminate) {
           out.push(f);
-          return { kind: 'forward', out, records, terminate: true };
+          return done(true);
         }
         continue;
       }
@@ -57,9 +63,11 @@ export class StatementLoop {
           rec('simple', null, text ?? f.toString('utf8', 5, f.length - 1), v.audit);
           if (v.allowed) {
             this.tracker.expectClient();
+            answers.push({ kind: 'query', record: records.length - 1 });
             out.push(f);
           } else {
             this.tracker.refusedQuery(v.refusal);
+            answers.push({ kind: 'cycle' });
             out.push(refusalQuery(v.refusal));
           }
           break;
@@ -91,6 +99,7 @@ export class StatementLoop {
           const e = this.ext.execute(f);
           if (!e) return malformed('Execute');
           rec('execute', e.portal, e.entry.text, e.entry.audit);
+          answers.push({ kind: 'execute', record: records.length - 1 });
           out.push(f);
           break;
         }
@@ -100,6 +109,7 @@ export class StatementLoop {
           break;
         case Frontend.Sync:
           this.tracker.expectClient();
+          answers.push({ kind: 'cycle' });
           out.push(f);
           break;
         case Frontend.Describe: case Frontend.Flush:
@@ -108,13 +118,14 @@ export class StatementLoop {
           break;
         case Frontend.Terminate:
           out.push(f);
-          return { kind: 'forward', out, records, terminate: true };
+          return done(true);
         case Frontend.FunctionCall: {
           // FunctionCall runs a function by OID with no SQL to parse or decide: always refused, and audited.
           const refusal = { code: SqlState.FeatureNotSupported, message: 'the FunctionCall protocol message is refused by Sluice', hint: 'Call the function in a SQL statement (SELECT fn(...)) so it can be parsed, decided and audited.' };
           rec('simple', null, `-- FunctionCall message (function OID ${f.length >= 9 ? f.readInt32BE(5) : '?'})`,
             { classes: [], objects: [], decision: 'deny', rule: 'protocol', reason: refusal.message, tags: null });
           this.tracker.refusedQuery(refusal);
+          answers.push({ kind: 'cycle' });
           out.push(refusalQuery(refusal));
           break;
         }
@@ -122,7 +133,7 @@ export class StatementLoop {
           return { kind: 'fatal', error: { code: SqlState.ProtocolViolation, message: `invalid frontend message type ${code}` }, reason: `protocol violation from client (type ${code})` };
       }
     }
-    return { kind: 'forward', out, records, terminate: false };
+    return done(false);
   }
 }
 

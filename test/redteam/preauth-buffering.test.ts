@@ -28,7 +28,7 @@ function context(): ProxyContext {
     targets: new Map(),
     resolvePassword: () => undefined,
     verifyKey: () => new Promise<KeyCheck>((resolve) => { release = resolve; }),
-    audit: { openSession: () => 1, endSession: () => {}, record: (_r, done) => done(null, []) },
+    audit: { openSession: () => 1, endSession: () => {}, record: (_r, done) => done(null, []), complete: () => {} },
     cancels: new CancelRegistry(),
     activeSessions: new Set(),
     log: () => {},
