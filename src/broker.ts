@@ -92,15 +92,17 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
       // costs only its statement checks.
       let bound = bindPolicy(policy, session);
       let boundVersion = policyVersion;
+      const current = () => {
+        if (boundVersion !== policyVersion) {
+          bound = bindPolicy(policy, session);
+          boundVersion = policyVersion;
+        }
+        return bound;
+      };
       return new StatementGate({
         classify: (text) => classify(text),
-        decide: (stmts) => {
-          if (boundVersion !== policyVersion) {
-            bound = bindPolicy(policy, session);
-            boundVersion = policyVersion;
-          }
-          return bound.decide(stmts);
-        },
+        decide: (stmts) => current().decide(stmts),
+        redactParams: () => current().redactParams,
         onInternalError: (err) => log('error', `statement refused after an internal error: ${err.stack ?? err.message}`),
         sessionDefaults: sessionDefaults(bound.limits),
       });

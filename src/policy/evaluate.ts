@@ -91,6 +91,8 @@ export interface BoundPolicy {
   readonly context: PolicyContext;
   readonly matchedRules: readonly { name: string; certain: boolean }[];
   readonly limits: ResolvedLimits;
+  /** Bind parameter values stay out of the audit log (any matching rule asks, even an uncertain match). */
+  readonly redactParams: boolean;
   decide(stmts: readonly ClassifiedStatement[]): PolicyDecision;
 }
 
@@ -123,6 +125,7 @@ export function bindPolicy(policy: Policy, ctx: PolicyContext): BoundPolicy {
     context: ctx,
     matchedRules: matched.map((m) => ({ name: m.rule.name, certain: m.certainty === 'sure' })),
     limits,
+    redactParams: matched.some((m) => m.rule.redactParams),
     decide(stmts) {
       const findings = stmts.map((s) => decideStatement(unwrap(s), matched, builtins, allowHidden, limits));
       const verdicts = findings.map((f): StatementVerdict => ({ decision: f.verdict, rule: f.rule, class: f.class, object: f.object }));

@@ -131,6 +131,10 @@ export const PolicyRuleSchema = z
       .default([])
       .describe(`Constructs that hide SQL from Sluice's parser which this rule lets through (${HIDDEN_SQL_KINDS.join(', ')}); they are refused otherwise. Builtins (copy-program, copy-server-files) still apply.`),
     limits: PolicyLimitsSchema.optional(),
+    redactParams: z
+      .boolean()
+      .default(false)
+      .describe('Keep bind parameter values out of the audit log for sessions this rule matches (each value is stored as "<redacted>"); use when parameters carry secrets or PII.'),
   })
   .superRefine((rule, ctx) => {
     const seen = new Map<string, string>();

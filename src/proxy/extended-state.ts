@@ -5,6 +5,8 @@ import type { GateAudit } from './statement-gate.js';
 export interface PreparedEntry {
   text: string;
   audit: GateAudit | null;
+  /** Bind parameter values as text (binary ones as \x hex), set on portals. */
+  params?: readonly (string | null)[];
 }
 
 /**
@@ -30,13 +32,16 @@ export class ExtendedState {
     this.statements.set(name, entry);
   }
 
-  /** Bind: portal name, statement name. */
+  /** Bind: portal name, statement name, parameter formats and values. False when the message is malformed. */
   bind(frame: Buffer): boolean {
     const portal = readCString(frame, 5);
     if (!portal) return false;
     const stmt = readCString(frame, portal[1]);
     if (!stmt) return false;
-    this.portals.set(portal[0], this.statements.get(stmt[0]) ?? { text: sqlPrepared(stmt[0]), audit: null });
+    const params = readBindParams(frame, stmt[1]);
+    if (!params) return false;
+    const entry = this.statements.get(stmt[0]) ?? { text: sqlPrepared(stmt[0]), audit: null };
+    this.portals.set(portal[0], { ...entry, params });
     return true;
   }
 
@@ -54,6 +59,37 @@ export class ExtendedState {
     (kind === 0x53 ? this.statements : this.portals).delete(name[0]);
     return true;
   }
+}
+
+/**
+ * The parameter values of a Bind, from `at` (after the two names): int16 format-code count and codes, int16 value
+ * count, each value int32 length (-1 = NULL) and bytes, then the result format codes.
+ * https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND
+ */
+function readBindParams(f: Buffer, at: number): (string | null)[] | null {
+  if (at + 2 > f.length) return null;
+  const nFormats = f.readInt16BE(at);
+  at += 2;
+  if (nFormats < 0 || at + 2 * nFormats + 2 > f.length) return null;
+  const formatAt = at;
+  at += 2 * nFormats;
+  const n = f.readInt16BE(at);
+  at += 2;
+  if (n < 0 || (nFormats > 1 && nFormats !== n)) return null;
+  const out: (string | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    if (at + 4 > f.length) return null;
+    const len = f.readInt32BE(at);
+    at += 4;
+    if (len === -1) { out.push(null); continue; }
+    if (len < 0 || at + len > f.length) return null;
+    const binary = nFormats > 0 && f.readInt16BE(formatAt + 2 * (nFormats === 1 ? 0 : i)) === 1;
+    out.push(binary ? `\\x${f.toString('hex', at, at + len)}` : f.toString('utf8', at, at + len));
+    at += len;
+  }
+  if (at + 2 > f.length) return null;
+  const nResults = f.readInt16BE(at);
+  return nResults >= 0 && at + 2 + 2 * nResults === f.length ? out : null;
 }
 
 /** A statement name the client never sent a Parse for was created with SQL PREPARE (decided there). */

@@ -35,6 +35,8 @@ export interface GateDeps {
    * upstream as startup parameters so that RESET ALL / DISCARD ALL return to them rather than to the server default.
    */
   sessionDefaults?: Readonly<Record<string, string>>;
+  /** Whether bind parameter values must stay out of the audit log (policy may change while the session runs). */
+  redactParams?(): boolean;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -55,6 +57,10 @@ export class StatementGate {
   private errorSinceReady = false;
 
   constructor(private readonly deps: GateDeps) {}
+
+  get redactParams(): boolean {
+    return this.deps.redactParams?.() ?? false;
+  }
 
   get sessionDefaults(): Readonly<Record<string, string>> {
     return this.deps.sessionDefaults ?? {};

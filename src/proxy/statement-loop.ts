@@ -99,6 +99,8 @@ export class StatementLoop {
           const e = this.ext.execute(f);
           if (!e) return malformed('Execute');
           rec('execute', e.portal, e.entry.text, e.entry.audit);
+          const params = e.entry.params;
+          if (params && params.length > 0) records[records.length - 1]!.params = this.gate.redactParams ? params.map(() => '<redacted>') : params;
           answers.push({ kind: 'execute', record: records.length - 1 });
           out.push(f);
           break;

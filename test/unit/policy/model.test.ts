@@ -41,7 +41,7 @@ describe('policy in the config file', () => {
     expect(c.policy?.disableBuiltins).toEqual(['backend-signals']);
     expect(c.policy?.tests).toBe('policy-tests.yaml');
     expect(c.policy?.rules[0]?.tables['public.scratch']).toEqual({ allow: ['write'], review: [], deny: [] });
-    expect(c.policy?.rules[1]).toEqual({ name: 'everyone', match: {}, allow: [], review: [], deny: [], tables: {}, functions: {}, allowHidden: [] });
+    expect(c.policy?.rules[1]).toEqual({ name: 'everyone', match: {}, allow: [], review: [], deny: [], tables: {}, functions: {}, allowHidden: [], redactParams: false });
   });
 
   it('is optional; without it the default policy (no rules, every builtin) applies', () => {
