@@ -87,6 +87,8 @@ export class StatementLoop {
             // gets the segment's one ReadyForQuery.
             this.tracker.refusedParse(v.refusal);
             out.push(refusalExtended(v.refusal));
+            // The refusal now is the server's unnamed statement: a later Bind of "" runs it (and is refused again).
+            this.ext.define('', { text: shown, audit: v.audit });
             this.discarding = true;
           }
           break;

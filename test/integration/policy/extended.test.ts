@@ -186,14 +186,20 @@ describe('statement names', () => {
       expect(summary(await readReady(c))).toEqual(['1', '2', 'D:12', 'C:SELECT 1', 'Z:I']);
       c.write(pbe('DELETE FROM t WHERE id = 3'));
       expect(summary(await readReady(c))).toEqual(['E:42501', 'Z:I']);
-      // Directly, the failed Parse would have dropped the unnamed statement (26000 here); through Sluice the server
-      // never saw the refused Parse, so it still holds SELECT 12. Either way the DELETE does not run.
+      // Directly, the failed Parse would have dropped the unnamed statement (26000 here); through Sluice the unnamed
+      // statement is now the refusal itself, so running it refuses again (and is audited as refused). The DELETE never runs.
       c.write(Buffer.concat([serialize.bind({}), serialize.execute({}), serialize.sync()]));
-      expect(summary(await readReady(c))).not.toContain('C:DELETE 1');
+      const again = summary(await readReady(c));
+      expect(again).toContain('E:42501');
+      expect(again).not.toContain('C:DELETE 1');
       c.write(pbe('SELECT 13'));
       expect(summary(await readReady(c))).toEqual(['1', '2', 'D:13', 'C:SELECT 1', 'Z:I']);
     });
     expect(await count(env, 't')).toBe(3);
+    const lone = env.sluice.broker.db.prepare(
+      `SELECT decision FROM statements WHERE protocol = 'execute' AND text = 'DELETE FROM t WHERE id = 3' ORDER BY id DESC LIMIT 1`,
+    ).get() as { decision: string } | undefined;
+    expect(lone).toEqual({ decision: 'review' });
   });
 
   it('Parse + Describe + Flush (no Sync, like pgjdbc) gets its answer at once; Sync then gets ReadyForQuery', async () => {
