@@ -83,9 +83,10 @@ export class StatementGate {
    */
   onReady(status: number): void {
     if (this.errorSinceReady) for (const c of this.unconfirmed) this.forgetCursor(c);
-    this.unconfirmed = [];
+    if (this.unconfirmed.length > 0) this.unconfirmed = [];
     this.errorSinceReady = false;
-    if (status === 0x49 /* I: no transaction */) {
+    // Called for every ReadyForQuery: costs nothing while the session has no cursor.
+    if (status === 0x49 /* I: no transaction */ && this.cursors.size > 0) {
       for (const c of [...this.cursors.keys()]) if (!this.holdable.has(c)) this.forgetCursor(c);
     }
   }
