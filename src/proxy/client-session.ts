@@ -85,7 +85,7 @@ export class ClientSession {
     const err = this.framer.push(chunk, (f) => this.onFrame(f));
     if (err) this.onFrameError(err, chunk);
   };
-  private readonly onClose = () => this.close('client disconnected during startup');
+  private readonly onClose = () => this.close();
   private readonly onError = () => { /* 'close' follows */ };
 
   private attach(s: net.Socket): void {
@@ -177,7 +177,7 @@ export class ClientSession {
   private forwardCancel(pid: number, secret: number): void {
     const upstream = this.ctx.cancels.resolve(pid, secret);
     // Like PostgreSQL, the requester learns nothing: the connection is closed either way.
-    this.close('cancel request');
+    this.close();
     if (upstream) {
       sendCancel(upstream.target, upstream.pid, upstream.secret, this.ctx.limits.connectTimeoutMs)
         .catch((err: Error) => this.ctx.log('warn', `cancel forward to ${upstream.target.name} failed: ${err.message}`));
@@ -304,12 +304,12 @@ export class ClientSession {
   private fatal(e: Omit<PgError, 'severity'>): void {
     if (this.state === SessionState.Closed) return;
     if (this.socket.writable) this.socket.end(errorResponse({ severity: 'FATAL', ...e }));
-    this.close(e.message);
+    this.close();
     // Give the error a moment to reach the client, then make sure the socket is gone.
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
-  private close(_reason: string): void {
+  private close(): void {
     if (this.state === SessionState.Closed) return;
     this.to(SessionState.Closed);
     clearTimeout(this.authTimer);

@@ -7,7 +7,7 @@ export class ProxyListener {
   private readonly server: net.Server;
   private readonly sessions = new Set<ClientSession>();
 
-  constructor(private readonly ctx: ProxyContext) {
+  constructor(ctx: ProxyContext) {
     this.server = net.createServer({ noDelay: true }, (socket) => {
       let session: ClientSession;
       try {

@@ -194,10 +194,6 @@ export class Relay {
     this.fatalToClient({ code: SqlState.ConnectionFailure, message: `Sluice lost the connection to target "${this.opts.target.name}"`, hint: 'The database closed the connection or is down; reconnect to start a new session.' }, 'upstream connection lost');
   }
 
-  private malformed(what: string): void {
-    this.fatalToClient({ code: SqlState.ProtocolViolation, message: `malformed ${what} message` }, `protocol violation from client (malformed ${what})`);
-  }
-
   private fatalToClient(e: Omit<PgError, 'severity'>, reason: string): void {
     if (this.closed) return;
     if (this.client.writable) this.client.end(errorResponse({ severity: 'FATAL', ...e }));

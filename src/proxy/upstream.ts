@@ -28,8 +28,9 @@ export interface UpstreamSession {
   ready: Buffer;
   pid: number;
   secret: number;
-  /** Frames the server sent after ReadyForQuery in the same chunk (normally none). */
+  /** The server-side framer, which may hold part of a frame that arrived after ReadyForQuery. */
   framer: Framer;
+  /** Frames the server sent after ReadyForQuery in the same chunk (normally none). */
   leftover: Buffer[];
 }
 
@@ -70,7 +71,7 @@ export async function openTransport(target: UpstreamTarget, timeoutMs: number): 
       ca: target.tls.ca ? readFileSync(target.tls.ca) : undefined,
       rejectUnauthorized: verify,
       // verify-full checks the host name (or IP SAN) against the certificate; the default checker does both.
-      checkServerIdentity: verify ? (host, cert) => tls.checkServerIdentity(target.host, cert) : () => undefined,
+      checkServerIdentity: verify ? (_servername, cert) => tls.checkServerIdentity(target.host, cert) : () => undefined,
     });
     t.once('secureConnect', () => { t.removeAllListeners('error'); resolve(t); });
     t.once('error', (err) => { t.destroy(); reject(new UpstreamError(`TLS handshake with server failed: ${err.message}`)); });
