@@ -42,8 +42,8 @@ export class CompletionTracker {
     this.queue.push(e.kind === 'cycle' ? e : { kind: e.kind, id: e.id, started: now, dataRows: 0, tagRows: 0, bytes: 0, error: null });
   }
 
-  /** Called for every server frame, in order. */
-  onFrame(f: Buffer): void {
+  /** Called for every server frame, in order; `errorFields` when the caller already decoded an ErrorResponse. */
+  onFrame(f: Buffer, errorFields?: Record<string, string>): void {
     const e = this.queue[this.head];
     if (!e) return;
     switch (f[0]) {
@@ -65,7 +65,7 @@ export class CompletionTracker {
       case Backend.ErrorResponse:
         if (e.kind === 'cycle') return;
         if (!e.error) {
-          const fields = parseErrorFields(f);
+          const fields = errorFields ?? parseErrorFields(f);
           e.error = { code: fields.C ?? '', message: fields.M ?? '' };
         }
         if (e.kind === 'execute') this.finish();

@@ -157,13 +157,14 @@ export class Relay {
     const filtered = this.tracker.active;
     for (const f of frames) {
       const code = f[0];
-      this.completions.onFrame(f);
+      if (code !== Backend.ErrorResponse) this.completions.onFrame(f);
       if (code === Backend.ReadyForQuery) {
         this.opts.gate.onReady(f[5]!);
         if (!filtered) this.tracker.sawReady();
       } else if (code === Backend.ErrorResponse) {
         this.opts.gate.onServerError();
         const fields = parseErrorFields(f);
+        this.completions.onFrame(f, fields); // decoded once for both
         if (fields.V === 'FATAL' || fields.V === 'PANIC') this.serverFatal = `server: ${fields.C ?? ''} ${fields.M ?? ''}`.trim();
       } else if (code === Backend.ParameterStatus) {
         const why = this.opts.pinned.check(f);
