@@ -177,11 +177,13 @@ export class ClientSession {
   private forwardCancel(pid: number, secret: number): void {
     const upstream = this.ctx.cancels.resolve(pid, secret);
     // Like PostgreSQL, the requester learns nothing: the connection is closed either way.
-    this.close();
-    if (upstream) {
-      sendCancel(upstream.target, upstream.pid, upstream.secret, this.ctx.limits.connectTimeoutMs)
-        .catch((err: Error) => this.ctx.log('warn', `cancel forward to ${upstream.target.name} failed: ${err.message}`));
-    }
+    if (!upstream) return this.close();
+    // Close the requester's connection only once the server has closed ours, as PostgreSQL does: libpq waits
+    // for that close before sending its next query, so a cancel forwarded late cannot hit that next query.
+    this.socket.pause();
+    sendCancel(upstream.target, upstream.pid, upstream.secret, this.ctx.limits.connectTimeoutMs)
+      .catch((err: Error) => this.ctx.log('warn', `cancel forward to ${upstream.target.name} failed: ${err.message}`))
+      .finally(() => this.close());
   }
 
   private onStartupMessage(minor: number, params: Map<string, string>): void {

@@ -3,6 +3,8 @@
  * (rows, field descriptions, command tags, errors, notices, notifications) must be equal.
  */
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorShape, internals, outcome, pgQuery, sendCancelRequest, sha256, SIDES, startEnv, urlOf, waitFor, withPg, type Env, type Side } from './util.js';
@@ -247,6 +249,31 @@ describe('node-postgres', () => {
       await sleeping(backendPid);
       await sendCancelRequest(env.sluice.port, pid, secret);
       expect(await slow2).toMatchObject({ error: { code: '57014' } });
+      expect((await c.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+    });
+  });
+
+  it('closes the CancelRequest connection only after the server took the cancel, so the next query is safe', async () => {
+    // libpq waits for the cancel connection to close before it sends anything else; a proxy that closed it
+    // first would let a late cancel hit the client's next query. A stopped postmaster holds the cancel.
+    await withPg(env.proxied, async (c) => {
+      const { processID: pid, secretKey: secret } = internals(c);
+      const backendPid = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
+      const slow = outcome(() => c.query('SELECT pg_sleep(10)'));
+      await sleeping(backendPid);
+      const postmaster = Number((await readFile(join(env.cluster.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      let closed = false;
+      let cancel: Promise<void>;
+      process.kill(postmaster, 'SIGSTOP');
+      try {
+        cancel = sendCancelRequest(env.sluice.port, pid, secret).then(() => { closed = true; });
+        await new Promise((r) => setTimeout(r, 300));
+        expect(closed).toBe(false);
+      } finally {
+        process.kill(postmaster, 'SIGCONT');
+      }
+      await cancel;
+      expect(await slow).toMatchObject({ error: { code: '57014' } });
       expect((await c.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
     });
   });
