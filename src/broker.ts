@@ -7,7 +7,7 @@ import { resolveTargetPassword } from './config/password.js';
 import { watchConfig } from './config/watch.js';
 import { AgentKeyStore } from './identity/agent-keys.js';
 import { bindPolicy, type ResolvedLimits } from './policy/evaluate.js';
-import { DEFAULT_POLICY, type Policy } from './policy/model.js';
+import { DEFAULT_POLICY } from './policy/model.js';
 import { StatementGate } from './proxy/statement-gate.js';
 import { classify } from './sql/classify.js';
 import { loadParser } from './sql/parser.js';
@@ -55,7 +55,6 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
   let policyText = JSON.stringify(policy, null, 2);
   let policyVersion = 1;
   audit.recordPolicyVersion(deps.configPath ?? null, policyText);
-  warnUnenforced(policy, log);
   const applyConfig = (next: SluiceConfig): void => {
     const text = JSON.stringify(next.policy ?? DEFAULT_POLICY, null, 2);
     if (text === policyText) return;
@@ -64,7 +63,6 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
     policyText = text;
     policyVersion++;
     log('info', `applied policy version ${policyVersion} from ${deps.configPath}`);
-    warnUnenforced(policy, log);
   };
   let configBroken = false;
   const watcher = deps.configPath
@@ -103,6 +101,7 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
         classify: (text) => classify(text),
         decide: (stmts) => current().decide(stmts),
         redactParams: () => current().redactParams,
+        rowLimits: () => current().limits,
         onInternalError: (err) => log('error', `statement refused after an internal error: ${err.stack ?? err.message}`),
         sessionDefaults: sessionDefaults(bound.limits),
       });
@@ -133,14 +132,6 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
       db.close();
     },
   };
-}
-
-/** Row limits are part of the policy model but the proxy does not count rows yet: say so rather than pretend. */
-function warnUnenforced(policy: Policy, log: LogFn): void {
-  const rules = policy.rules.filter((r) => r.limits?.maxRowsPerStatement !== undefined || r.limits?.maxRowsPerSession !== undefined);
-  if (rules.length > 0) {
-    log('warn', `row limits (maxRowsPerStatement/maxRowsPerSession) are not enforced yet; set in rule(s): ${rules.map((r) => r.name).join(', ')}`);
-  }
 }
 
 /** Policy limits that are pinned upstream for the whole session (the evaluator refuses turning them off). */

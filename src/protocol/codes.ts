@@ -70,5 +70,6 @@ export const SqlState = {
   AdminShutdown: '57P01',
   IoError: '58030',
   InvalidParameterValue: '22023',
+  ProgramLimitExceeded: '54000',
 } as const;
 export type SqlState = (typeof SqlState)[keyof typeof SqlState];

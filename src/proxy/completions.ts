@@ -87,6 +87,12 @@ export class CompletionTracker {
     }
   }
 
+  /** Sluice cut the running statement's result (a row limit): its record says so, whatever the server answers. */
+  cut(error: { code: string; message: string }): void {
+    const e = this.queue[this.head];
+    if (e && e.kind !== 'cycle') e.error = { code: error.code, message: error.message };
+  }
+
   private finish(): void {
     const e = this.shift() as Running;
     const now = performance.now();

@@ -98,6 +98,11 @@ export class ResponseTracker {
     this.pending.push({ refusal: r, cycle: this.sent + 1, extended: true });
   }
 
+  /** Request cycles (Query or Sync) decided but not yet answered by a ReadyForQuery. */
+  get outstanding(): number {
+    return this.sent - this.answered;
+  }
+
   /** Fast path (nothing pending): counts a ReadyForQuery. */
   sawReady(): void {
     this.answered++;

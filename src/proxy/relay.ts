@@ -5,10 +5,11 @@ import { errorResponse, parseErrorFields, terminate, type PgError } from '../pro
 import type { ProxyContext } from './context.js';
 import { ResponseTracker } from './refusal.js';
 import { CompletionTracker } from './completions.js';
+import { RowLimiter } from './row-limits.js';
 import { StatementLoop, type PendingAnswer } from './statement-loop.js';
 import type { StatementGate } from './statement-gate.js';
 import type { PinnedSettings } from './pinned-settings.js';
-import type { UpstreamSession, UpstreamTarget } from './upstream.js';
+import { sendCancel, type UpstreamSession, type UpstreamTarget } from './upstream.js';
 
 /** Client frames held until their audit records are committed; they leave in the order they came. */
 interface InboundBatch {
@@ -51,6 +52,9 @@ export class Relay {
   /** Message of a FATAL the server sent (passed to the client already); used as the end reason. */
   private serverFatal: string | null = null;
   private terminating = false;
+  private readonly rows: RowLimiter;
+  /** A cancel for a cut result is on its way: nothing more is forwarded until the server has taken it. */
+  private holdForCancel = false;
 
   constructor(
     private readonly client: net.Socket,
@@ -62,6 +66,7 @@ export class Relay {
     this.serverFramer = upstream.framer;
     this.loop = new StatementLoop(opts.gate, this.tracker, opts.sessionId);
     this.completions = new CompletionTracker((id, result) => ctx.audit.complete(id, result));
+    this.rows = new RowLimiter(() => opts.gate.rowLimits());
     const server = upstream.socket;
     client.on('data', this.onClientData);
     client.on('close', () => this.end('client disconnected'));
@@ -115,7 +120,7 @@ export class Relay {
 
   private drainQueue(): void {
     const server = this.upstream.socket;
-    while (this.queue.length > 0 && this.queue[0]!.ready && !this.closed) {
+    while (this.queue.length > 0 && this.queue[0]!.ready && !this.closed && !this.holdForCancel) {
       const b = this.queue.shift()!;
       const now = performance.now();
       for (const a of b.answers) {
@@ -153,9 +158,12 @@ export class Relay {
 
   private fromServer(frames: Buffer[]): void {
     if (this.closed) return;
-    // Frames pass as the same bytes unless a refusal's answer is in flight (rare): then the tracker filters them.
+    // Frames pass as the same bytes unless a refusal's answer is in flight (rare): then the tracker filters them;
+    // or a row limit cut a result: then the rest of its cycle is withheld (`visible` holds what the client gets).
     const filtered = this.tracker.active;
-    for (const f of frames) {
+    let visible: Buffer[] | null = null;
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!;
       const code = f[0];
       if (code !== Backend.ErrorResponse) this.completions.onFrame(f);
       if (code === Backend.ReadyForQuery) {
@@ -171,12 +179,41 @@ export class Relay {
         // The change already happened upstream; nothing after it may be read differently by Sluice and the server.
         if (why) return this.fatalToClient({ code: SqlState.FeatureNotSupported, message: why, hint: 'Keep client_encoding UTF8 and standard_conforming_strings on through Sluice.' }, `refused: ${why}`);
       }
+      const v = this.rows.onFrame(f);
+      if (v === 'pass') {
+        visible?.push(f);
+        continue;
+      }
+      visible ??= frames.slice(0, i);
+      if (v !== 'drop') {
+        visible.push(v.error);
+        this.completions.cut(v.fields);
+        this.cancelCutResult();
+      }
     }
-    const out = filtered ? frames.flatMap((f) => this.tracker.onFrame(f)) : frames;
+    const shown = visible ?? frames;
+    const out = filtered ? shown.flatMap((f) => this.tracker.onFrame(f)) : shown;
     if (out.length > 0 && !writeFrames(this.client, out)) {
       this.serverPausedForClient = true;
       this.upstream.socket.pause();
     }
+  }
+
+  /**
+   * After a row limit cut a result, asks the server to stop producing it. A cancel hits whatever the backend runs
+   * when it arrives, so it is sent only when the cut cycle is the only one the server has been given, and nothing more
+   * is forwarded until the server has taken it (closed the cancel connection): it cannot hit a later statement.
+   * Otherwise the rest of the result is simply read and withheld.
+   */
+  private cancelCutResult(): void {
+    if (this.tracker.outstanding !== 1 || this.holdForCancel) return;
+    this.holdForCancel = true;
+    sendCancel(this.opts.target, this.upstream.pid, this.upstream.secret, this.ctx.limits.connectTimeoutMs)
+      .catch((err: Error) => this.ctx.log('warn', `cancel of a cut result failed, session ${this.opts.sessionId}: ${err.message}`))
+      .finally(() => {
+        this.holdForCancel = false;
+        this.drainQueue();
+      });
   }
 
   private readonly onClientDrain = () => {

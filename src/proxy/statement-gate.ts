@@ -1,5 +1,6 @@
 import type { ClassifiedStatement, ClassifyResult } from '../sql/types.js';
 import type { Refusal } from './refusal.js';
+import type { RowLimits } from './row-limits.js';
 
 export type DecisionKind = 'allow' | 'deny' | 'review';
 
@@ -37,7 +38,11 @@ export interface GateDeps {
   sessionDefaults?: Readonly<Record<string, string>>;
   /** Whether bind parameter values must stay out of the audit log (policy may change while the session runs). */
   redactParams?(): boolean;
+  /** The row limits in force now (policy may change while the session runs). */
+  rowLimits?(): RowLimits;
 }
+
+const NO_ROW_LIMITS: RowLimits = { maxRowsPerStatement: null, maxRowsPerSession: null, from: {} };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -60,6 +65,10 @@ export class StatementGate {
 
   get redactParams(): boolean {
     return this.deps.redactParams?.() ?? false;
+  }
+
+  rowLimits(): RowLimits {
+    return this.deps.rowLimits?.() ?? NO_ROW_LIMITS;
   }
 
   get sessionDefaults(): Readonly<Record<string, string>> {

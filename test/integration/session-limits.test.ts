@@ -64,8 +64,12 @@ describe('policy limits pinned upstream', () => {
     await admin.end();
   });
 
-  it('warns that row limits are not enforced yet instead of pretending', () => {
-    expect(sluice.logs).toContain('warn: row limits (maxRowsPerStatement/maxRowsPerSession) are not enforced yet; set in rule(s): bounded');
+  it('enforces the rule\'s row limit alongside the pinned settings', async () => {
+    await withClient({}, async (c) => {
+      expect((await c.query('SELECT generate_series(1, 10)')).rowCount).toBe(10);
+      await expect(c.query('SELECT generate_series(1, 11)')).rejects.toMatchObject({ code: '54000' });
+    });
+    expect(sluice.logs.filter((l) => l.includes('not enforced'))).toEqual([]);
   });
 
   it('keeps a client statement_timeout that is stricter than the ceiling, and caps a looser one', async () => {
