@@ -27,22 +27,24 @@ export class ExtendedState {
     return { name: name[0], query: frame.subarray(name[1], end) };
   }
 
-  /** Records an allowed Parse. */
-  define(name: string, entry: PreparedEntry): void {
-    this.statements.set(name, entry);
+  /**
+   * Records a forwarded Parse at once (a Bind pipelined behind it must find it) and returns how to take it back:
+   * the server may refuse it (a named statement that exists, a failed transaction) or skip it after an earlier error.
+   */
+  define(name: string, entry: PreparedEntry): Undo {
+    return this.put(this.statements, name, entry);
   }
 
-  /** Bind: portal name, statement name, parameter formats and values. False when the message is malformed. */
-  bind(frame: Buffer): boolean {
+  /** Bind: portal name, statement name, parameter formats and values. Null when the message is malformed. */
+  bind(frame: Buffer): Undo | null {
     const portal = readCString(frame, 5);
-    if (!portal) return false;
+    if (!portal) return null;
     const stmt = readCString(frame, portal[1]);
-    if (!stmt) return false;
+    if (!stmt) return null;
     const params = readBindParams(frame, stmt[1]);
-    if (!params) return false;
+    if (!params) return null;
     const entry = this.statements.get(stmt[0]) ?? { text: sqlPrepared(stmt[0]), audit: null };
-    this.portals.set(portal[0], { ...entry, params });
-    return true;
+    return this.put(this.portals, portal[0], { ...entry, params });
   }
 
   execute(frame: Buffer): { portal: string; entry: PreparedEntry } | null {
@@ -51,15 +53,28 @@ export class ExtendedState {
     return { portal: portal[0], entry: this.portals.get(portal[0]) ?? { text: `-- portal "${portal[0]}" not bound through Sluice`, audit: null } };
   }
 
-  /** Close: 'S' statement or 'P' portal, then the name. */
-  close(frame: Buffer): boolean {
+  /** Close: 'S' statement or 'P' portal, then the name. Null when the message is malformed. */
+  close(frame: Buffer): { statement: string | null; undo: Undo } | null {
     const kind = frame[5];
     const name = readCString(frame, 6);
-    if (!name || (kind !== 0x53 && kind !== 0x50)) return false;
-    (kind === 0x53 ? this.statements : this.portals).delete(name[0]);
-    return true;
+    if (!name || (kind !== 0x53 && kind !== 0x50)) return null;
+    const table = kind === 0x53 ? this.statements : this.portals;
+    return { statement: kind === 0x53 ? name[0] : null, undo: this.put(table, name[0], undefined) };
+  }
+
+  private put(table: Map<string, PreparedEntry>, name: string, entry: PreparedEntry | undefined): Undo {
+    const prev = table.get(name);
+    if (entry) table.set(name, entry);
+    else table.delete(name);
+    return () => {
+      if (prev) table.set(name, prev);
+      else table.delete(name);
+    };
   }
 }
+
+/** Takes back a change the server did not confirm. */
+export type Undo = () => void;
 
 /**
  * The parameter values of a Bind, from `at` (after the two names): int16 format-code count and codes, int16 value

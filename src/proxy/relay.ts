@@ -21,6 +21,10 @@ interface InboundBatch {
   ids: readonly number[];
 }
 
+const PARSE_COMPLETE = 0x31; // 1
+const BIND_COMPLETE = 0x32; // 2
+const CLOSE_COMPLETE = 0x33; // 3
+
 /** Batches waiting for the audit store beyond which the client is not read (backpressure). */
 const MAX_QUEUED_BATCHES = 64;
 
@@ -84,6 +88,11 @@ export class Relay {
 
   shutdown(message: string): void {
     this.fatalToClient({ code: SqlState.AdminShutdown, message, hint: 'Reconnect when Sluice is back.' }, `broker shutdown: ${message}`);
+  }
+
+  /** Ends the session from outside with a FATAL error to the client (e.g. its token expired); `reason` is recorded. */
+  endWithError(e: Omit<PgError, 'severity'>, reason: string): void {
+    this.fatalToClient(e, reason);
   }
 
   private readonly onClientData = (chunk: Buffer) => {
@@ -166,7 +175,10 @@ export class Relay {
       const f = frames[i]!;
       const code = f[0];
       if (code !== Backend.ErrorResponse) this.completions.onFrame(f);
-      if (code === Backend.ReadyForQuery) {
+      if (code === PARSE_COMPLETE || code === BIND_COMPLETE || code === CLOSE_COMPLETE) {
+        this.loop.onServerConfirmed();
+      } else if (code === Backend.ReadyForQuery) {
+        this.loop.onServerReady();
         this.opts.gate.onReady(f[5]!);
         if (!filtered) this.tracker.sawReady();
       } else if (code === Backend.ErrorResponse) {

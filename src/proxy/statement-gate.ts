@@ -59,6 +59,8 @@ export class StatementGate {
   private readonly holdable = new Set<string>();
   /** Cursors declared since the last ReadyForQuery; forgotten if the server reported an error meanwhile. */
   private unconfirmed: string[] = [];
+  /** SQL PREPAREs since the last ReadyForQuery; forgotten if the server reported an error meanwhile. */
+  private unconfirmedPrepared: string[] = [];
   private errorSinceReady = false;
 
   constructor(private readonly deps: GateDeps) {}
@@ -91,8 +93,12 @@ export class StatementGate {
    * one that succeeded: its FETCH is then refused, which is the safe side).
    */
   onReady(status: number): void {
-    if (this.errorSinceReady) for (const c of this.unconfirmed) this.forgetCursor(c);
+    if (this.errorSinceReady) {
+      for (const c of this.unconfirmed) this.forgetCursor(c);
+      for (const p of this.unconfirmedPrepared) this.prepared.delete(p);
+    }
     if (this.unconfirmed.length > 0) this.unconfirmed = [];
+    if (this.unconfirmedPrepared.length > 0) this.unconfirmedPrepared = [];
     this.errorSinceReady = false;
     // Called for every ReadyForQuery: costs nothing while the session has no cursor.
     if (status === 0x49 /* I: no transaction */ && this.cursors.size > 0) {
@@ -107,6 +113,19 @@ export class StatementGate {
   private forgetCursor(name: string): void {
     this.cursors.delete(name);
     this.holdable.delete(name);
+  }
+
+  /**
+   * The server's ParseComplete for a named protocol statement: from now on SQL EXECUTE of that name runs it.
+   * Not before: the server refuses a Parse of a name that exists, and skips one after an earlier error.
+   */
+  confirmParse(name: string, statements: readonly ClassifiedStatement[]): void {
+    if (name !== '') this.prepared.set(name, statements);
+  }
+
+  /** A protocol Close of a prepared statement: forgotten at once (unknown is refused, the safe side). */
+  forgetPrepared(name: string): void {
+    this.prepared.delete(name);
   }
 
   /** A simple Query: every statement in it must be allowed, else the whole message is refused. */
@@ -161,7 +180,8 @@ export class StatementGate {
         if (!inner) return refuse(unknown('34000', `cursor "${s.fetch.cursor}"`), c.statements, [], tags, 'deny', 'unattributable');
         effective.push(...inner);
       }
-      if (s.prepare) prepared.set(s.prepare.name, [s.prepare.statement]);
+      // The server refuses PREPARE of a name that exists: what it then holds is no longer certain, so forget it.
+      if (s.prepare) prepared.set(s.prepare.name, lookup(prepared, this.prepared, s.prepare.name) ? null : [s.prepare.statement]);
       if (s.declare) cursors.set(s.declare.cursor, [s.declare.statement]);
       if (s.declare?.hold) holds.push(s.declare.cursor);
       if (s.deallocate) forget(prepared, this.prepared, s.deallocate.name);
@@ -187,12 +207,12 @@ export class StatementGate {
     }
     apply(prepared, this.prepared);
     apply(cursors, this.cursors);
+    for (const [name, stmts] of prepared) if (stmts) this.unconfirmedPrepared.push(name);
     for (const [name, stmts] of cursors) {
       if (stmts) this.unconfirmed.push(name);
       else this.holdable.delete(name);
     }
     for (const h of holds) this.holdable.add(h);
-    if (parseName !== null && parseName !== '') this.prepared.set(parseName, effective);
     return { allowed: true, audit, statements: effective };
   }
 }

@@ -1,7 +1,7 @@
 import type { StatementRecord } from '../audit/audit-log.js';
 import { Frontend, SqlState } from '../protocol/codes.js';
 import type { PgError } from '../protocol/messages.js';
-import { ExtendedState } from './extended-state.js';
+import { ExtendedState, type Undo } from './extended-state.js';
 import { refusalExtended, refusalQuery, type ResponseTracker } from './refusal.js';
 import { StatementGate, type GateAudit, type GateVerdict } from './statement-gate.js';
 
@@ -26,12 +26,40 @@ const INVALID_UTF8: GateVerdict = {
 export class StatementLoop {
   private readonly ext = new ExtendedState();
   private discarding = false;
+  /**
+   * Forwarded Parse, Bind and Close messages in order, each answered by the server with ParseComplete, BindComplete
+   * or CloseComplete, or not at all (refused, or skipped after an error): the tables are updated when a message is
+   * forwarded (what follows in a pipeline must see it), confirmed by its answer, and taken back at the ReadyForQuery
+   * that ends its cycle unanswered. So the tables hold what the server holds.
+   */
+  private readonly awaiting: Awaiting[] = [];
+  private awaitingHead = 0;
 
   constructor(
     private readonly gate: StatementGate,
     private readonly tracker: ResponseTracker,
     private readonly sessionId: number,
   ) {}
+
+  /** A ParseComplete, BindComplete or CloseComplete from the server: the oldest awaiting message took effect. */
+  onServerConfirmed(): void {
+    const a = this.awaiting[this.awaitingHead];
+    if (!a) return;
+    this.awaitingHead++;
+    a.confirm?.();
+    if (this.awaitingHead === this.awaiting.length) {
+      this.awaiting.length = 0;
+      this.awaitingHead = 0;
+    }
+  }
+
+  /** The server's ReadyForQuery: whatever of its cycle is still awaiting an answer did not happen. */
+  onServerReady(): void {
+    if (this.awaiting.length === 0) return;
+    for (let i = this.awaiting.length - 1; i >= this.awaitingHead; i--) this.awaiting[i]!.undo();
+    this.awaiting.length = 0;
+    this.awaitingHead = 0;
+  }
 
   onClientFrames(frames: readonly Buffer[], now: number): LoopResult {
     const out: Buffer[] = [];
@@ -80,7 +108,8 @@ export class StatementLoop {
           const shown = text ?? p.query.toString('utf8');
           rec('parse', p.name, shown, v.audit);
           if (v.allowed) {
-            this.ext.define(p.name, { text: shown, audit: v.audit });
+            const statements = v.statements;
+            this.awaiting.push({ undo: this.ext.define(p.name, { text: shown, audit: v.audit }), confirm: () => this.gate.confirmParse(p.name, statements) });
             out.push(f);
           } else {
             // Raised in the client's own segment, now (a client may Flush and wait for it); the client's Sync still
@@ -88,15 +117,19 @@ export class StatementLoop {
             this.tracker.refusedParse(v.refusal);
             out.push(refusalExtended(v.refusal));
             // The refusal now is the server's unnamed statement: a later Bind of "" runs it (and is refused again).
-            this.ext.define('', { text: shown, audit: v.audit });
+            // Its Parse and Bind are answered like the client's own.
+            this.awaiting.push({ undo: this.ext.define('', { text: shown, audit: v.audit }) }, { undo: NO_UNDO });
             this.discarding = true;
           }
           break;
         }
-        case Frontend.Bind:
-          if (!this.ext.bind(f)) return malformed('Bind');
+        case Frontend.Bind: {
+          const undo = this.ext.bind(f);
+          if (!undo) return malformed('Bind');
+          this.awaiting.push({ undo });
           out.push(f);
           break;
+        }
         case Frontend.Execute: {
           const e = this.ext.execute(f);
           if (!e) return malformed('Execute');
@@ -107,10 +140,14 @@ export class StatementLoop {
           out.push(f);
           break;
         }
-        case Frontend.Close:
-          if (!this.ext.close(f)) return malformed('Close');
+        case Frontend.Close: {
+          const c = this.ext.close(f);
+          if (!c) return malformed('Close');
+          if (c.statement !== null) this.gate.forgetPrepared(c.statement);
+          this.awaiting.push({ undo: c.undo });
           out.push(f);
           break;
+        }
         case Frontend.Sync:
           this.tracker.expectClient();
           answers.push({ kind: 'cycle' });
@@ -140,6 +177,13 @@ export class StatementLoop {
     return done(false);
   }
 }
+
+interface Awaiting {
+  undo: Undo;
+  confirm?: () => void;
+}
+
+const NO_UNDO: Undo = () => {};
 
 function malformed(what: string): LoopResult {
   return { kind: 'fatal', error: { code: SqlState.ProtocolViolation, message: `malformed ${what} message` }, reason: `protocol violation from client (malformed ${what})` };

@@ -180,6 +180,60 @@ describe('statement names', () => {
     expectAudit(env.sluice, 'DELETE FROM t', 'review', 'test-rules');
   });
 
+  it('a Parse the server refuses (name in use) does not replace what Sluice records for that name', async () => {
+    const lastExecute = () => env.sluice.broker.db.prepare(`SELECT text FROM statements WHERE protocol = 'execute' ORDER BY id DESC LIMIT 1`).get();
+    await raw(async (c) => {
+      c.write(Buffer.concat([serialize.parse({ name: 'inuse', text: 'SELECT 21' }), serialize.sync()]));
+      expect(summary(await readReady(c))).toEqual(['1', 'Z:I']);
+      c.write(Buffer.concat([serialize.parse({ name: 'inuse', text: 'SELECT id FROM t' }), serialize.sync()]));
+      expect(summary(await readReady(c))).toEqual(['E:42P05', 'Z:I']);
+      c.write(Buffer.concat([serialize.bind({ statement: 'inuse' }), serialize.execute({}), serialize.sync()]));
+      expect(summary(await readReady(c))).toEqual(['2', 'D:21', 'C:SELECT 1', 'Z:I']);
+      expect(lastExecute()).toEqual({ text: 'SELECT 21' });
+      // SQL EXECUTE is decided on what the server really holds.
+      c.write(query('EXECUTE inuse'));
+      expect(summary(await readReady(c))).toEqual(['T', 'D:21', 'C:SELECT 1', 'Z:I']);
+    });
+    const row = env.sluice.broker.db.prepare(`SELECT objects FROM statements WHERE text = 'EXECUTE inuse'`).get() as { objects: string };
+    expect(JSON.parse(row.objects)).not.toContain('r:public.t');
+  });
+
+  it('a Parse or Close the server skipped after an earlier error in its segment did not happen', async () => {
+    await raw(async (c) => {
+      c.write(Buffer.concat([serialize.parse({ name: 'kept', text: 'SELECT 41' }), serialize.sync()]));
+      expect(summary(await readReady(c))).toEqual(['1', 'Z:I']);
+      c.write(Buffer.concat([
+        pbe('SELECT 1/0', { sync: false }),
+        serialize.parse({ name: 'skipped', text: 'SELECT 31' }),
+        serialize.close({ type: 'S', name: 'kept' }),
+        serialize.sync(),
+      ]));
+      expect(summary(await readReady(c))).toEqual(['1', 'E:22012', 'Z:I']); // 1/0 fails when planned, at Bind
+      // "skipped" never existed: SQL EXECUTE of it is refused by Sluice itself (it cannot be attributed).
+      c.write(query('EXECUTE skipped'));
+      const frames = await readReady(c);
+      expect(summary(frames)).toEqual(['E:26000', 'Z:I']);
+      expect(firstError(frames).M).toContain('was not created through Sluice');
+      // "kept" was not closed: it still runs, and is recorded as what it is.
+      c.write(Buffer.concat([serialize.bind({ statement: 'kept' }), serialize.execute({}), serialize.sync()]));
+      expect(summary(await readReady(c))).toEqual(['2', 'D:41', 'C:SELECT 1', 'Z:I']);
+    });
+    const last = env.sluice.broker.db.prepare(`SELECT text FROM statements WHERE protocol = 'execute' ORDER BY id DESC LIMIT 1`).get();
+    expect(last).toEqual({ text: 'SELECT 41' });
+  });
+
+  it('PREPARE of a name in use fails on the server and leaves the name untrusted (EXECUTE refused)', async () => {
+    await agent(async (c) => {
+      await c.query('PREPARE twice AS SELECT 1 AS one');
+      expect((await rejection(c.query('PREPARE twice AS SELECT id FROM t'))).code).toBe('42P05');
+      const err = await rejection(c.query('EXECUTE twice'));
+      expect([err.code, err.message]).toEqual(['26000', expect.stringContaining('was not created through Sluice')]);
+      await c.query('DEALLOCATE twice');
+      await c.query('PREPARE twice AS SELECT 2 AS two');
+      expect((await c.query('EXECUTE twice')).rows).toEqual([{ two: 2 }]);
+    });
+  });
+
   it('the unnamed statement after a refusal: the refused text never runs, a new unnamed Parse works', async () => {
     await raw(async (c) => {
       c.write(pbe('SELECT 12'));
