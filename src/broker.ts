@@ -6,6 +6,9 @@ import type { SluiceConfig, TargetConfig } from './config/model.js';
 import { resolveTargetPassword } from './config/password.js';
 import { watchConfig } from './config/watch.js';
 import { AgentKeyStore } from './identity/agent-keys.js';
+import { Authenticator } from './identity/authenticator.js';
+import { IdentityStore } from './identity/identity-store.js';
+import { OidcVerifier } from './identity/oidc-verifier.js';
 import { bindPolicy, type ResolvedLimits } from './policy/evaluate.js';
 import { DEFAULT_POLICY } from './policy/model.js';
 import { StatementGate } from './proxy/statement-gate.js';
@@ -15,6 +18,13 @@ import { CancelRegistry } from './proxy/cancel-registry.js';
 import type { ProxyContext } from './proxy/context.js';
 import { ProxyListener } from './proxy/listener.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
+import { ApprovalQueue } from './approvals/queue.js';
+import { sideConnectionEstimator } from './approvals/estimator.js';
+import { openSideConnection } from './proxy/side-connection-impl.js';
+import { sha256Hex } from './audit/chain.js';
+import { EventBus } from './operator/event-bus.js';
+import { createContractService, type ContractHandlers } from './operator/service.js';
+import { tapAudit } from './operator/tap.js';
 
 export type LogFn = (level: 'info' | 'warn' | 'error', msg: string) => void;
 
@@ -28,6 +38,8 @@ export interface BrokerDeps {
 export interface Broker {
   readonly db: DataStore;
   readonly keys: AgentKeyStore;
+  /** Identities that have logged in (agent keys and OIDC subjects): issuer, groups, first and last seen. */
+  readonly identities: IdentityStore;
   readonly audit: AuditLog;
   /** Starts accepting clients on the configured address; resolves with the bound address. */
   listen(): Promise<{ host: string; port: number }>;
@@ -37,6 +49,12 @@ export interface Broker {
   reloadConfig(): boolean;
   /** How many policy versions this broker has applied (1 at start). */
   policyVersion(): number;
+  /** Statements held for an operator (policy `review`): see src/approvals/queue.ts. */
+  readonly approvals: ApprovalQueue;
+  /** Contract events (src/contract/api.ts) for UI transports. */
+  readonly events: EventBus;
+  /** The contract implemented in process; transports call it through operator/service.ts `dispatch`. */
+  readonly contract: ContractHandlers;
   close(): Promise<void>;
 }
 
@@ -46,9 +64,28 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
   const env = deps.env ?? process.env;
   const db = openDataStore(config.dataDir);
   const keys = new AgentKeyStore(db);
+  const identities = new IdentityStore(db);
+  const oidc = config.oidc ? new OidcVerifier(config.oidc, env) : undefined;
+  // Discovery starts now so the first token login does not wait for it; an unreachable issuer is retried later.
+  void oidc?.prepare((msg) => log('warn', msg));
+  const authenticator = new Authenticator({ keys, oidc, identities });
   const audit = new AuditLog(db, { onError: (m) => log('error', m) });
   const aborted = audit.markOpenSessionsAborted('Sluice stopped while the session was open');
   if (aborted > 0) log('warn', `marked ${aborted} session(s) left open by a previous run as aborted`);
+  const events = new EventBus((m) => log('error', m));
+  const approvals = new ApprovalQueue({
+    audit, emit: (e) => events.emit(e), onError: (m) => log('error', m),
+    // The operator sees the rows a write would touch: EXPLAIN on a short-lived side connection (runs after listen()).
+    estimate: sideConnectionEstimator((name) => {
+      const t = targets.get(name);
+      if (!t) return Promise.reject(new Error(`unknown target "${name}"`));
+      return openSideConnection(t, resolveTargetPassword(byName.get(name)!, env), {
+        timeoutMs: config.limits.connectTimeoutMs, maxServerMessageBytes: config.limits.maxServerMessageBytes, queryTimeoutMs: 10_000,
+      });
+    }),
+  });
+  // Sessions and decided statements reach the UI from what the proxy records; an ended session voids its approvals.
+  const tap = tapAudit(audit, events, (id, reason) => approvals.endSession(id, reason));
 
   // The policy in force is part of the audit trail: every statement's rule name refers to a recorded version.
   let policy = config.policy ?? DEFAULT_POLICY;
@@ -63,6 +100,7 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
     policyText = text;
     policyVersion++;
     log('info', `applied policy version ${policyVersion} from ${deps.configPath}`);
+    events.emit({ type: 'policy_changed', at: Date.now(), policyVersion, sha256: sha256Hex(text) });
   };
   let configBroken = false;
   const watcher = deps.configPath
@@ -80,9 +118,10 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
       : undefined,
     targets,
     resolvePassword: (t) => resolveTargetPassword(byName.get(t.name)!, env),
-    verifyKey: (name, secret) => keys.verify(name, secret),
-    audit,
+    authenticate: (user, secret) => authenticator.authenticate(user, secret),
+    audit: tap.audit,
     cancels: new CancelRegistry(),
+    approvals,
     activeSessions: new Set(),
     log,
     createGate: (session) => {
@@ -102,6 +141,7 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
         decide: (stmts) => current().decide(stmts),
         redactParams: () => current().redactParams,
         rowLimits: () => current().limits,
+        session,
         onInternalError: (err) => log('error', `statement refused after an internal error: ${err.stack ?? err.message}`),
         sessionDefaults: sessionDefaults(bound.limits),
       });
@@ -109,9 +149,16 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
   };
   const listener = new ProxyListener(ctx);
   let closed = false;
+  const contract = createContractService({
+    db, keys, approvals, tap, targets: () => config.targets, configPath: deps.configPath ?? null,
+    policy: () => ({ version: policyVersion, text: policyText }),
+    reloadConfig: () => { watcher?.check(); return !configBroken; },
+    connectionCount: () => listener.connectionCount,
+    startedAt: Date.now(),
+  });
 
   return {
-    db, keys, audit,
+    db, keys, identities, audit, approvals, events, contract,
     async listen() {
       // PostgreSQL's parser (WASM) is loaded before the first client can send a statement.
       await loadParser();
@@ -127,6 +174,7 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
       if (closed) return;
       closed = true;
       watcher?.close();
+      approvals.close('Sluice is shutting down');
       await listener.close('Sluice is shutting down');
       audit.close();
       db.close();

@@ -11,6 +11,9 @@ import { reviewCommand } from './audit/cli-review.js';
 import { DEFAULT_POLICY } from './policy/model.js';
 import { AGENT_KEY_NAME, AgentKeyStore, parseDuration } from './identity/agent-keys.js';
 import { POLICY_TEST_HELP, policyTestCommand } from './policy/cli-policy.js';
+import { approvalCommand } from './operator/cli-approvals.js';
+import { startOperatorApi } from './operator/serve.js';
+import { execCommand, tokenCommand } from './identity/cli-oidc.js';
 
 const USAGE = `sluice: a session broker for PostgreSQL
 
@@ -19,6 +22,11 @@ Usage:
   sluice key add NAME [--groups a,b] [--expires 30d] create an agent key; prints its secret once
   sluice key list [--json]                          list agent keys (never their secrets)
   sluice key revoke NAME                            revoke a key; new connections with it fail at once
+  sluice token --issuer I --client-id ID            get an OIDC access token (client credentials) and print it
+  sluice exec --target T --issuer I --client-id ID -- CMD   run CMD with PG* variables set to connect through Sluice with a token
+  sluice approvals [--watch]                        statements waiting for an operator (needs a running serve)
+  sluice approve ID [--session]                     let a held statement run (once, or its shape for the session)
+  sluice deny ID --reason TEXT                      refuse a held statement; the client gets the reason
   sluice policy test [FILE]                         run the policy's example statements like unit tests
   sluice audit verify [--anchor SEQ:HASH]           check the audit hash chain; names the first bad record
   sluice audit export [--since T] [--format jsonl]  stream audit records as JSON lines
@@ -35,7 +43,9 @@ const HELP: Record<string, string> = {
 Runs the broker without a window. Clients connect with any PostgreSQL client: the user name is the
 identity (an agent key name), the password is the agent key, the database name selects a target.
 Without a config file, serves an embedded demo database (PGlite) with a fresh demo agent key.
-  --port N   override listen.port (demo default 6432)`,
+  --port N   override listen.port (demo default 6432)
+Also opens the operator API (WebSocket, for the UI and \`sluice approvals\`) on 127.0.0.1:ui.port (default 6433),
+guarded by a token printed at start and stored in DATA_DIR/operator.json (readable by you only).`,
   'key add': `sluice key add NAME [--groups a,b] [--expires 30d] [--config FILE]
 
 Creates an agent key for identity NAME and prints its secret once; only a salted scrypt hash is stored.
@@ -57,12 +67,16 @@ export async function main(argv: string[], out: Out = console): Promise<number> 
   try {
     switch (cmd) {
       case 'serve': return await serve(argv.slice(1), out);
+      case 'approvals': case 'approve': case 'deny':
+        return await approvalCommand(cmd, argv.slice(1), out, (cfg) => dataDirOf(configPath(cfg)));
       case 'audit': return await auditCommand(argv.slice(1), out, (cfg) => openDataStore(dataDirOf(configPath(cfg))));
       case 'review': return await reviewCommand(argv.slice(1), out, (cfg) => {
         const path = configPath(cfg);
         const config = path ? loadConfig(path) : null;
         return { db: openDataStore(config?.dataDir ?? demoDataDir()), policy: config ? (config.policy ?? DEFAULT_POLICY) : null };
       });
+      case 'token': return await tokenCommand(argv.slice(1), out, loadOptionalConfig);
+      case 'exec': return await execCommand(argv.slice(1), out, loadOptionalConfig);
       case 'policy':
         if (sub === 'test') return await policyTestCommand(argv.slice(2), out);
         out.error(sub && sub !== '--help' ? `unknown policy command "${sub}"\n` : '');
@@ -118,6 +132,11 @@ function configPath(explicit: string | undefined): string | undefined {
   return existsSync('sluice.yaml') ? resolve('sluice.yaml') : undefined;
 }
 
+function loadOptionalConfig(explicit: string | undefined): SluiceConfig | null {
+  const path = configPath(explicit);
+  return path ? loadConfig(path) : null;
+}
+
 /** Key commands work on the data directory of the config, or of the demo when there is none. */
 function dataDirOf(path: string | undefined): string {
   return path ? loadConfig(path).dataDir : demoDataDir();
@@ -161,11 +180,27 @@ async function serve(argv: string[], out: Out): Promise<number> {
     const { secret } = broker.keys.add('demo-agent', { groups: ['demo'] });
     out.log(`\nDemo agent key created for identity "demo-agent". Connect with:\n\n  PGPASSWORD=${secret} psql "host=${addr.host} port=${addr.port} user=demo-agent dbname=shop sslmode=disable"\n\nTry: SELECT full_name, email FROM customers;  Every statement is recorded in ${config.dataDir}/sluice.db.`);
   }
+  let ops;
+  try {
+    ops = await startOperatorApi(broker, { port: config.ui.port, dataDir: config.dataDir }).catch((err: NodeJS.ErrnoException) => {
+      // Another serve (or anything) on the UI port must not stop the broker: clients find the port in operator.json.
+      if (err.code !== 'EADDRINUSE') throw err;
+      out.error(`ui.port ${config.ui.port} is in use: the operator API takes a free port instead`);
+      return startOperatorApi(broker, { port: 0, dataDir: config.dataDir });
+    });
+  } catch (err) {
+    await broker.close();
+    await stopDemo?.();
+    throw new Error(`cannot start the operator API on 127.0.0.1:${config.ui.port} (ui.port): ${(err as Error).message}`);
+  }
+  // The token is printed here and stored in the 0600 discovery file, and nowhere else (never through the log).
+  out.log(`operator API: ${ops.url}  token: ${ops.token}\n  (for \`sluice approvals\`, also in ${ops.file}, readable by you only)`);
   await new Promise<void>((resolveStop) => {
     const stop = (sig: string) => { out.log(`\n${sig}: shutting down`); resolveStop(); };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  await ops.close();
   await broker.close();
   await stopDemo?.();
   return 0;

@@ -136,6 +136,25 @@ export const migrations: readonly Migration[] = [
     `,
     run: chainExistingRows,
   },
+  {
+    version: 3,
+    name: 'identities seen',
+    // One row per identity that logged in: agent keys (kind 'key', issuer '') and OIDC subjects (kind 'oidc', per
+    // issuer). Written at each successful login; feeds the access review. Not chained: the audit trail of who
+    // connected is the sessions table and its events; this is a summary of it.
+    sql: `
+      CREATE TABLE identities (
+        kind       TEXT    NOT NULL CHECK (kind IN ('key', 'oidc')),
+        issuer     TEXT    NOT NULL,            -- '' for agent keys (a NULL would defeat the primary key)
+        name       TEXT    NOT NULL,            -- the identity name policy sees (the startup user)
+        subject    TEXT,                        -- the token claim value the name came from (before identityMap)
+        groups     TEXT    NOT NULL,            -- JSON array, as of the last login
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        PRIMARY KEY (kind, issuer, name)
+      );
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { locate, position, type KeyPath } from './locate.js';
 import { ConfigSchema, type SluiceConfig } from './model.js';
 import { allowedKeysAt, closestKey } from './keys.js';
+import { resolveOidcPaths } from '../identity/oidc-model.js';
 
 export { resolveTargetPassword, TargetPasswordError } from './password.js';
 
@@ -92,6 +93,7 @@ function resolvePaths(config: SluiceConfig, baseDir: string): SluiceConfig {
       tls: t.tls.ca === undefined ? t.tls : { ...t.tls, ca: abs(t.tls.ca) },
       password: t.password && 'file' in t.password ? { file: abs(t.password.file) } : t.password,
     })),
+    oidc: config.oidc && resolveOidcPaths(config.oidc, abs),
   };
 }
 

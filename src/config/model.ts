@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import { PolicySchema } from '../policy/model.js';
+import { OidcSchema } from '../identity/oidc-model.js';
+import { MaskingSchema } from '../masking/model.js';
 
 export const TARGET_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,63}$/;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -151,6 +153,16 @@ export const ConfigSchema = z
       })
       .describe('Databases reachable through Sluice; names must be unique.'),
     policy: PolicySchema.optional(),
+    ui: z
+      .strictObject({
+        port: int(0, 65535)
+          .default(6433)
+          .describe('Loopback port of the operator API and UI (`sluice serve`), always on 127.0.0.1 and guarded by a token printed at start; 0 picks a free port.'),
+      })
+      .prefault({})
+      .describe('The operator API (WebSocket) and UI of `sluice serve`.'),
+    oidc: OidcSchema.optional(),
+    masking: MaskingSchema.optional(),
   })
   .meta({ title: 'Sluice configuration', description: 'Configuration file for the Sluice PostgreSQL session broker.' });
 

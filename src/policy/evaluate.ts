@@ -78,6 +78,8 @@ export interface PolicyDecision {
   message: string;
   hint: string;
   limits: ResolvedLimits;
+  /** For a review: how long the statement may wait for an operator (the deciding rule's approvalTimeoutSeconds). */
+  approvalTimeoutMs: number | null;
   /** One verdict per statement, in order, for the audit record. */
   statements: StatementVerdict[];
 }
@@ -150,10 +152,16 @@ export function bindPolicy(policy: Policy, ctx: PolicyContext): BoundPolicy {
         message: text.message,
         hint: text.hint,
         limits,
+        approvalTimeoutMs: approvalTimeout(matched, finding?.rule),
         statements: verdicts,
       };
     },
   };
+}
+
+function approvalTimeout(rules: readonly MatchedRule[], name: string | undefined): number | null {
+  const s = rules.find((m) => m.rule.name === name)?.rule.approvalTimeoutSeconds;
+  return s === undefined ? null : s * 1000;
 }
 
 /** PREPARE and DECLARE are decided on what they wrap. */

@@ -131,6 +131,13 @@ export const PolicyRuleSchema = z
       .default([])
       .describe(`Constructs that hide SQL from Sluice's parser which this rule lets through (${HIDDEN_SQL_KINDS.join(', ')}); they are refused otherwise. Builtins (copy-program, copy-server-files) still apply.`),
     limits: PolicyLimitsSchema.optional(),
+    approvalTimeoutSeconds: z
+      .number()
+      .int({ error: 'expected an integer' })
+      .min(1, { error: 'must be >= 1' })
+      .max(86400, { error: 'must be <= 86400' })
+      .optional()
+      .describe('How long a statement this rule sends to review waits for an operator before it is refused ("approval timed out"); default 120.'),
     redactParams: z
       .boolean()
       .default(false)

@@ -6,6 +6,8 @@ interface CancelEntry {
   target: UpstreamTarget;
   upstreamPid: number;
   upstreamSecret: number;
+  /** Handles the cancel inside Sluice (a statement held for approval); true when nothing is to go upstream. */
+  local?: () => boolean;
 }
 
 /**
@@ -25,18 +27,24 @@ export class CancelRegistry {
     return { pid, secret };
   }
 
+  /** The session's own cancel handling, tried before the cancel is forwarded upstream. */
+  setLocal(pid: number, local: () => boolean): void {
+    const e = this.byPid.get(pid);
+    if (e) e.local = local;
+  }
+
   unregister(pid: number): void {
     this.byPid.delete(pid);
   }
 
   /** The upstream key for a client's cancel, or null when pid/secret do not match a live session. */
-  resolve(pid: number, secret: number): { target: UpstreamTarget; pid: number; secret: number } | null {
+  resolve(pid: number, secret: number): { target: UpstreamTarget; pid: number; secret: number; local?: () => boolean } | null {
     const e = this.byPid.get(pid);
     if (!e) return null;
     const s = Buffer.alloc(4);
     s.writeInt32BE(secret);
     if (!timingSafeEqual(s, e.secret)) return null;
-    return { target: e.target, pid: e.upstreamPid, secret: e.upstreamSecret };
+    return { target: e.target, pid: e.upstreamPid, secret: e.upstreamSecret, ...(e.local ? { local: e.local } : {}) };
   }
 
   get size(): number {

@@ -38,7 +38,7 @@ const ALLOWED: Record<SessionState, readonly SessionState[]> = {
 
 /**
  * A client connection from accept to the start of relaying: SSLRequest/GSSENCRequest/CancelRequest, the
- * StartupMessage, the agent key as a cleartext password, and the upstream connection with the target's own
+ * StartupMessage, the agent key or OIDC token as a cleartext password, and the upstream connection with the target's own
  * credential. The Relay takes over after that.
  */
 export class ClientSession {
@@ -56,7 +56,12 @@ export class ClientSession {
   /** Frames the client sent after its password, before relaying began (kept in order). */
   private early: Buffer[] = [];
   private relay: Relay | null = null;
+  private upstreamKey: { target: UpstreamTarget; pid: number; secret: number } | null = null;
   private counted = false;
+  /** Ends the session when the client's token expires (OIDC); cleared when the session ends. */
+  private expiryTimer: NodeJS.Timeout | null = null;
+  /** End reason for a session that ended before relaying began (the token expired while connecting). */
+  private endReason: string | null = null;
 
   constructor(socket: net.Socket, private readonly ctx: ProxyContext) {
     this.socket = socket;
@@ -177,7 +182,7 @@ export class ClientSession {
   private forwardCancel(pid: number, secret: number): void {
     const upstream = this.ctx.cancels.resolve(pid, secret);
     // Like PostgreSQL, the requester learns nothing: the connection is closed either way.
-    if (!upstream) return this.close();
+    if (!upstream || upstream.local?.()) return this.close();
     // Close the requester's connection only once the server has closed ours, as PostgreSQL does: libpq waits
     // for that close before sending its next query, so a cancel forwarded late cannot hit that next query.
     this.socket.pause();
@@ -229,12 +234,11 @@ export class ClientSession {
   }
 
   private async authenticate(secret: string): Promise<void> {
-    const check = await this.ctx.verifyKey(this.user, secret);
+    const check = await this.ctx.authenticate(this.user, secret);
     if (this.state !== SessionState.Authenticating) return;
     if (!check.ok) {
-      const why = check.reason === 'expired' ? ' (agent key expired)' : check.reason === 'revoked' ? ' (agent key revoked)' : '';
-      this.recordRefusedLogin(`authentication failed: ${check.reason}`);
-      return this.fatal({ code: SqlState.InvalidPassword, message: `password authentication failed for user "${this.user}"${why}`, hint: 'Use a Sluice agent key (sk_...) as the password; create one with `sluice key add NAME`.' });
+      this.recordRefusedLogin(check.auditReason);
+      return this.fatal({ code: check.code, message: check.message, hint: check.hint });
     }
     const target = this.ctx.targets.get(this.database);
     if (!target) {
@@ -244,6 +248,9 @@ export class ClientSession {
     clearTimeout(this.authTimer);
     this.to(SessionState.ConnectingUpstream);
     const sessionId = this.ctx.audit.openSession({ identity: this.user, target: target.name, clientAddr: this.clientAddr(), applicationName: this.applicationName });
+    // A token's issuer and subject are part of who connected; agent key sessions are fully named by the session row.
+    if (check.kind === 'oidc') this.ctx.audit.event('session_identity', sessionId, check.detail);
+    if (check.endsAt !== null) this.endAtExpiry(check.endsAt, check.expiresAt ?? check.endsAt);
     // Policy is bound before connecting: its limits become the upstream session's defaults.
     // Policy matches the bare address: `::1:5555` would be ambiguous for IPv6.
     const gate = this.ctx.createGate({ identity: check.identity, target: target.name, applicationName: this.applicationName, clientAddr: this.socket.remoteAddress ?? '' });
@@ -271,7 +278,7 @@ export class ClientSession {
     }
     if (this.state !== SessionState.ConnectingUpstream) {
       up.socket.destroy();
-      this.ctx.audit.endSession(sessionId, 'client disconnected during upstream connect');
+      this.ctx.audit.endSession(sessionId, this.endReason ?? 'client disconnected during upstream connect');
       return;
     }
     const pinned = new PinnedSettings();
@@ -284,14 +291,45 @@ export class ClientSession {
       }
     }
     const key = this.ctx.cancels.register(target, up.pid, up.secret);
+    this.upstreamKey = { target, pid: up.pid, secret: up.secret };
     this.to(SessionState.Relaying);
     this.detach(this.socket);
     const hello = [authRequest(AuthCode.Ok), ...up.greeting, backendKeyData(key.pid, key.secret), up.ready];
     this.socket.write(Buffer.concat(hello));
     this.relay = new Relay(this.socket, this.framer, up, this.ctx, {
       sessionId, target, early: this.early, cancelPid: key.pid, pinned, gate,
-      onClosed: () => this.releaseSlot(),
+      onClosed: () => { this.clearExpiry(); this.releaseSlot(); },
     });
+  }
+
+  /**
+   * A session lives no longer than the token that opened it: at `endsAt` the running statement is cancelled and the
+   * client gets a FATAL error; the reason is the session's recorded end.
+   */
+  private endAtExpiry(endsAt: number, expiresAt: number): void {
+    // setTimeout holds at most 2^31-1 ms (~24.8 days); longer waits are taken in steps.
+    const wait = Math.min(Math.max(endsAt - Date.now(), 0), 2 ** 31 - 1);
+    this.expiryTimer = setTimeout(() => {
+      if (Date.now() < endsAt) return this.endAtExpiry(endsAt, expiresAt);
+      this.expiryTimer = null;
+      const at = new Date(expiresAt).toISOString();
+      const error = { code: SqlState.InvalidAuthorization, message: `terminating connection because the OIDC token of "${this.user}" expired at ${at}`, hint: 'Get a new token (sluice token / sluice exec) and reconnect.' };
+      const reason = `token expired at ${at}`;
+      if (this.relay) {
+        const up = this.upstreamKey;
+        if (up) sendCancel(up.target, up.pid, up.secret, this.ctx.limits.connectTimeoutMs).catch(() => { /* the session ends either way */ });
+        this.relay.endWithError(error, reason);
+      } else {
+        this.endReason = reason;
+        this.fatal(error);
+      }
+    }, wait);
+    this.expiryTimer.unref();
+  }
+
+  private clearExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
   }
 
   private recordRefusedLogin(reason: string): void {
@@ -315,6 +353,7 @@ export class ClientSession {
     if (this.state === SessionState.Closed) return;
     this.to(SessionState.Closed);
     clearTimeout(this.authTimer);
+    if (!this.relay) this.clearExpiry();
     this.detach(this.socket);
     this.socket.on('error', () => {});
     this.releaseSlot();

@@ -1,6 +1,7 @@
 import type tls from 'node:tls';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { KeyCheck } from '../identity/agent-keys.js';
+import type { AuthOutcome } from '../identity/authenticator.js';
+import type { ApprovalQueue } from '../approvals/queue.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { StatementGate } from './statement-gate.js';
 import type { UpstreamTarget } from './upstream.js';
@@ -20,9 +21,12 @@ export interface ProxyContext {
   tls: tls.SecureContext | undefined;
   targets: ReadonlyMap<string, UpstreamTarget>;
   resolvePassword(target: UpstreamTarget): string | undefined;
-  verifyKey(name: string, secret: string): Promise<KeyCheck>;
-  audit: Pick<AuditLog, 'openSession' | 'endSession' | 'record' | 'complete'>;
+  /** Checks the password (agent key or OIDC token) for the startup user; rejects only when a store fails. */
+  authenticate(user: string, secret: string): Promise<AuthOutcome>;
+  audit: Pick<AuditLog, 'openSession' | 'endSession' | 'record' | 'complete' | 'event'>;
   cancels: CancelRegistry;
+  /** Where `review` statements wait for an operator; absent: they are refused at once. */
+  approvals?: ApprovalsPort;
   /** Sessions past StartupMessage, counted against maxClientConnections. */
   activeSessions: Set<object>;
   log(level: 'info' | 'warn' | 'error', msg: string): void;
@@ -37,3 +41,6 @@ export interface SessionInfo {
   applicationName: string | null;
   clientAddr: string;
 }
+
+/** What a session needs of the approval queue. */
+export type ApprovalsPort = Pick<ApprovalQueue, 'request' | 'void' | 'sessionAllows' | 'redeem'>;

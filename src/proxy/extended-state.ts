@@ -35,16 +35,22 @@ export class ExtendedState {
     return this.put(this.statements, name, entry);
   }
 
-  /** Bind: portal name, statement name, parameter formats and values. Null when the message is malformed. */
-  bind(frame: Buffer): Undo | null {
+  /** A Bind's portal name, statement name and parameter values (as text); null when malformed. */
+  static readBind(frame: Buffer): { portal: string; statement: string; params: (string | null)[] } | null {
     const portal = readCString(frame, 5);
     if (!portal) return null;
     const stmt = readCString(frame, portal[1]);
     if (!stmt) return null;
     const params = readBindParams(frame, stmt[1]);
-    if (!params) return null;
-    const entry = this.statements.get(stmt[0]) ?? { text: sqlPrepared(stmt[0]), audit: null };
-    return this.put(this.portals, portal[0], { ...entry, params });
+    return params ? { portal: portal[0], statement: stmt[0], params } : null;
+  }
+
+  /** Bind: records the portal. Null when the message is malformed. */
+  bind(frame: Buffer): Undo | null {
+    const b = ExtendedState.readBind(frame);
+    if (!b) return null;
+    const entry = this.statements.get(b.statement) ?? { text: sqlPrepared(b.statement), audit: null };
+    return this.put(this.portals, b.portal, { ...entry, params: b.params });
   }
 
   execute(frame: Buffer): { portal: string; entry: PreparedEntry } | null {

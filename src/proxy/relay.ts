@@ -6,7 +6,8 @@ import type { ProxyContext } from './context.js';
 import { ResponseTracker } from './refusal.js';
 import { CompletionTracker } from './completions.js';
 import { RowLimiter } from './row-limits.js';
-import { StatementLoop, type PendingAnswer } from './statement-loop.js';
+import { StatementLoop, type Held, type PendingAnswer, type Resume } from './statement-loop.js';
+import { approvalRequest, holdPolicy, KEEPALIVE_MS, RecentStatements, refusedRequest, resumeFor } from './hold.js';
 import type { StatementGate } from './statement-gate.js';
 import type { PinnedSettings } from './pinned-settings.js';
 import { sendCancel, type UpstreamSession, type UpstreamTarget } from './upstream.js';
@@ -21,6 +22,9 @@ interface InboundBatch {
   ids: readonly number[];
 }
 
+const SYNC = Buffer.from([0x53, 0, 0, 0, 4]);
+const FRONTEND_SYNC = 0x53; // S
+const FRONTEND_QUERY = 0x51; // Q
 const PARSE_COMPLETE = 0x31; // 1
 const BIND_COMPLETE = 0x32; // 2
 const CLOSE_COMPLETE = 0x33; // 3
@@ -59,6 +63,13 @@ export class Relay {
   private readonly rows: RowLimiter;
   /** A cancel for a cut result is on its way: nothing more is forwarded until the server has taken it. */
   private holdForCancel = false;
+  /** A statement waiting for an operator, with everything the client sent after it. */
+  private held: { h: Held; rest: Buffer[]; id: string | null; keepAlive: NodeJS.Timeout | null; cancelled: boolean } | null = null;
+  /** Syncs Sluice sent to keep a held session alive; their ReadyForQuery is not the client's. */
+  private injectedSyncs = 0;
+  /** Frames were forwarded after the last Sync or Query: the server is inside a request cycle. */
+  private openCycle = false;
+  private readonly recent = new RecentStatements();
 
   constructor(
     private readonly client: net.Socket,
@@ -68,7 +79,8 @@ export class Relay {
     private readonly opts: RelayOptions,
   ) {
     this.serverFramer = upstream.framer;
-    this.loop = new StatementLoop(opts.gate, this.tracker, opts.sessionId);
+    this.loop = new StatementLoop(opts.gate, this.tracker, opts.sessionId, holdPolicy(ctx.approvals, opts.sessionId));
+    ctx.cancels.setLocal(opts.cancelPid, () => this.cancelHeld());
     this.completions = new CompletionTracker((id, result) => ctx.audit.complete(id, result));
     this.rows = new RowLimiter(() => opts.gate.rowLimits());
     const server = upstream.socket;
@@ -104,11 +116,14 @@ export class Relay {
     }
   };
 
-  private fromClient(frames: Buffer[]): void {
+  private fromClient(frames: Buffer[], resume?: Resume, receivedAt?: number): void {
     if (this.closed) return;
-    const r = this.loop.onClientFrames(frames, Date.now());
+    // While a statement waits for an operator the client is paused; what it had already sent waits behind it.
+    if (this.held && !resume) return void this.held.rest.push(...frames);
+    const r = this.loop.onClientFrames(frames, Date.now(), resume, receivedAt);
     if (r.kind === 'fatal') return this.fatalToClient(r.error, r.reason);
     const records = r.records;
+    for (const rec of records) this.recent.push(rec.text);
     const batch: InboundBatch = { frames: r.out, ready: records.length === 0, terminate: r.terminate, answers: r.answers, ids: [] };
     this.queue.push(batch);
     if (!batch.ready) {
@@ -124,7 +139,57 @@ export class Relay {
     } else {
       this.drainQueue();
     }
-    if (this.queue.length > MAX_QUEUED_BATCHES) this.pauseClient();
+    if (r.held) this.hold(r.held);
+    else if (this.queue.length > MAX_QUEUED_BATCHES) this.pauseClient();
+  }
+
+  /** Holds a `review` statement (and what follows it) until an operator decides, the deadline passes or it is voided. */
+  private hold(h: Held): void {
+    const approvals = this.ctx.approvals!;
+    this.client.pause();
+    const held = { h, rest: h.frames, id: null as string | null, keepAlive: null as NodeJS.Timeout | null, cancelled: false };
+    this.held = held;
+    let req;
+    try {
+      req = approvals.request(approvalRequest(h, this.opts.gate, this.opts.sessionId, this.opts.target.name, this.recent));
+    } catch (err) {
+      return this.release(held, refusedRequest(err));
+    }
+    held.id = req.id;
+    held.keepAlive = setInterval(() => this.keepAlive(), KEEPALIVE_MS);
+    void req.decision.then((d) => {
+      if (this.closed || this.held !== held) return;
+      const resume = resumeFor(d, approvals, held.cancelled);
+      if (resume) this.release(held, resume);
+    });
+  }
+
+  private release(held: NonNullable<Relay['held']>, resume: Resume): void {
+    if (held.keepAlive) clearInterval(held.keepAlive);
+    this.held = null;
+    this.fromClient(held.rest, resume, held.h.receivedAt);
+    if (!this.held && !this.closed && this.queue.length <= MAX_QUEUED_BATCHES && !this.clientPausedForUpstream) this.client.resume();
+  }
+
+  /** A CancelRequest for this session: a held statement is voided and refused (57014); true when handled here. */
+  private cancelHeld(): boolean {
+    const held = this.held;
+    if (!held || held.id === null) return false;
+    held.cancelled = true;
+    this.ctx.approvals?.void(held.id, 'the client cancelled the statement');
+    return true;
+  }
+
+  /**
+   * The server ends sessions idle in a transaction (idle_in_transaction_session_timeout) or idle at all
+   * (idle_session_timeout); a statement waiting for an operator must not cost the client its session. A Sync
+   * resets those timers and changes nothing else, but only between request cycles: inside one it would end the
+   * client's implicit transaction. Its ReadyForQuery is dropped (it is first in line: nothing else is outstanding).
+   */
+  private keepAlive(): void {
+    if (this.closed || this.injectedSyncs > 0 || this.queue.length > 0 || this.openCycle || this.tracker.outstanding !== 0) return;
+    this.injectedSyncs++;
+    this.upstream.socket.write(SYNC);
   }
 
   private drainQueue(): void {
@@ -135,6 +200,10 @@ export class Relay {
       for (const a of b.answers) {
         this.completions.expect(a.kind === 'cycle' ? a : { kind: a.kind, id: b.ids[a.record]! }, now);
       }
+      if (b.frames.length > 0) {
+        const last = b.frames[b.frames.length - 1]![0];
+        this.openCycle = last !== FRONTEND_SYNC && last !== FRONTEND_QUERY;
+      }
       const ok = writeFrames(server, b.frames);
       if (b.terminate) {
         this.terminating = true;
@@ -143,7 +212,7 @@ export class Relay {
       }
       if (!ok) this.pauseClient(true);
     }
-    if (this.queue.length <= MAX_QUEUED_BATCHES && !this.clientPausedForUpstream) this.client.resume();
+    if (this.queue.length <= MAX_QUEUED_BATCHES && !this.clientPausedForUpstream && !this.held) this.client.resume();
   }
 
   private pauseClient(forUpstream = false): void {
@@ -153,7 +222,7 @@ export class Relay {
 
   private readonly onServerDrain = () => {
     this.clientPausedForUpstream = false;
-    if (this.queue.length <= MAX_QUEUED_BATCHES) this.client.resume();
+    if (this.queue.length <= MAX_QUEUED_BATCHES && !this.held) this.client.resume();
   };
 
   private readonly onServerData = (chunk: Buffer) => {
@@ -174,6 +243,11 @@ export class Relay {
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i]!;
       const code = f[0];
+      if (code === Backend.ReadyForQuery && this.injectedSyncs > 0) {
+        this.injectedSyncs--;
+        visible ??= frames.slice(0, i);
+        continue;
+      }
       if (code !== Backend.ErrorResponse) this.completions.onFrame(f);
       if (code === PARSE_COMPLETE || code === BIND_COMPLETE || code === CLOSE_COMPLETE) {
         this.loop.onServerConfirmed();
@@ -255,6 +329,11 @@ export class Relay {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
+    if (this.held) {
+      if (this.held.keepAlive) clearInterval(this.held.keepAlive);
+      if (this.held.id !== null) this.ctx.approvals?.void(this.held.id, reason);
+      this.held = null;
+    }
     const server = this.upstream.socket;
     if (!server.destroyed && !this.terminating) {
       server.end(terminate());

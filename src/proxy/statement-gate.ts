@@ -1,6 +1,7 @@
 import type { ClassifiedStatement, ClassifyResult } from '../sql/types.js';
 import type { Refusal } from './refusal.js';
 import type { RowLimits } from './row-limits.js';
+import type { SessionInfo } from './context.js';
 
 export type DecisionKind = 'allow' | 'deny' | 'review';
 
@@ -10,6 +11,8 @@ export interface GateDecision {
   rule: string;
   message: string;
   hint: string;
+  /** For a review: how long it may wait for an operator (null: the default). */
+  approvalTimeoutMs?: number | null;
 }
 
 /** The audit fields of a decided message (see StatementRecord). */
@@ -24,7 +27,7 @@ export interface GateAudit {
 
 export type GateVerdict =
   | { allowed: true; audit: GateAudit; statements: readonly ClassifiedStatement[] }
-  | { allowed: false; audit: GateAudit; refusal: Refusal };
+  | { allowed: false; audit: GateAudit; refusal: Refusal; approvalTimeoutMs?: number | null };
 
 export interface GateDeps {
   classify(text: string): ClassifyResult;
@@ -38,6 +41,8 @@ export interface GateDeps {
   sessionDefaults?: Readonly<Record<string, string>>;
   /** Whether bind parameter values must stay out of the audit log (policy may change while the session runs). */
   redactParams?(): boolean;
+  /** Who is connected (shown to an operator asked to approve a statement). */
+  session?: SessionInfo;
   /** The row limits in force now (policy may change while the session runs). */
   rowLimits?(): RowLimits;
 }
@@ -67,6 +72,10 @@ export class StatementGate {
 
   get redactParams(): boolean {
     return this.deps.redactParams?.() ?? false;
+  }
+
+  get session(): SessionInfo | undefined {
+    return this.deps.session;
   }
 
   rowLimits(): RowLimits {
@@ -129,18 +138,19 @@ export class StatementGate {
   }
 
   /** A simple Query: every statement in it must be allowed, else the whole message is refused. */
-  query(text: string): GateVerdict {
-    return this.decideText(text, null);
+  query(text: string, approved = false): GateVerdict {
+    return this.decideText(text, null, approved);
   }
 
   /** A protocol Parse of `name` (one statement at most, as the server requires). */
-  parse(name: string, text: string): GateVerdict {
-    return this.decideText(text, name);
+  parse(name: string, text: string, approved = false): GateVerdict {
+    return this.decideText(text, name, approved);
   }
 
-  private decideText(text: string, parseName: string | null): GateVerdict {
+  /** `approved`: an operator approved this statement, so a review verdict lets it through (a deny still refuses). */
+  private decideText(text: string, parseName: string | null, approved: boolean): GateVerdict {
     try {
-      return this.decideTextUnguarded(text, parseName);
+      return this.decideTextUnguarded(text, parseName, approved);
     } catch (err) {
       // A fault in classification or policy refuses this statement and only this statement (fail closed).
       this.deps.onInternalError?.(err as Error, text);
@@ -152,7 +162,7 @@ export class StatementGate {
     }
   }
 
-  private decideTextUnguarded(text: string, parseName: string | null): GateVerdict {
+  private decideTextUnguarded(text: string, parseName: string | null, approved: boolean): GateVerdict {
     const c = this.deps.classify(text);
     if (!c.ok) return refuse(c, [], [], null, 'deny', 'parser');
     const tags = Object.keys(c.tags).length > 0 ? c.tags : null;
@@ -193,16 +203,17 @@ export class StatementGate {
       classes: effective.map((s) => s.class), objects, decision: d.decision, rule: d.rule,
       reason: d.decision === 'allow' ? null : d.message, tags,
     };
-    if (d.decision !== 'allow') {
+    if (d.decision !== 'allow' && !(approved && d.decision === 'review')) {
       const review = d.decision === 'review';
       return {
         allowed: false,
         audit,
         refusal: {
           code: '42501',
-          message: review ? `${d.message}: it needs an operator's approval, and approvals are not available yet, so it is refused` : d.message,
+          message: review ? `${d.message}: it needs an operator's approval` : d.message,
           hint: d.hint,
         },
+        approvalTimeoutMs: d.approvalTimeoutMs ?? null,
       };
     }
     apply(prepared, this.prepared);

@@ -2,15 +2,44 @@ import type { StatementRecord } from '../audit/audit-log.js';
 import { Frontend, SqlState } from '../protocol/codes.js';
 import type { PgError } from '../protocol/messages.js';
 import { ExtendedState, type Undo } from './extended-state.js';
-import { refusalExtended, refusalQuery, type ResponseTracker } from './refusal.js';
+import { refusalExtended, refusalQuery, type Refusal, type ResponseTracker } from './refusal.js';
 import { StatementGate, type GateAudit, type GateVerdict } from './statement-gate.js';
 
 /** What the server will answer, in forwarding order; `record` indexes `records` (its id is known after commit). */
 export type PendingAnswer = { kind: 'query' | 'execute'; record: number } | { kind: 'cycle' };
 
 export type LoopResult =
-  | { kind: 'forward'; out: Buffer[]; records: StatementRecord[]; answers: PendingAnswer[]; terminate: boolean }
+  | { kind: 'forward'; out: Buffer[]; records: StatementRecord[]; answers: PendingAnswer[]; terminate: boolean; held: Held | null }
   | { kind: 'fatal'; error: Omit<PgError, 'severity'>; reason: string };
+
+/** Whether and how a `review` statement can wait for an operator. */
+export interface HoldPolicy {
+  /** False: nobody can be asked (no approval queue), so review is refused at once. */
+  canHold: boolean;
+  /** An operator approved this statement's shape for the rest of the session. */
+  sessionAllows(text: string): boolean;
+}
+
+/**
+ * A statement policy sent to review, held with everything the client sent after it. Nothing of it was processed:
+ * once decided, the frames are fed back through `onClientFrames` with a `Resume`.
+ */
+export interface Held {
+  frames: Buffer[];
+  protocol: 'simple' | 'parse';
+  name: string | null;
+  text: string;
+  audit: GateAudit;
+  /** Bind parameters, when the Bind of a held Parse came in the same pipeline. */
+  params: (string | null)[] | null;
+  approvalTimeoutMs: number | null;
+  receivedAt: number;
+}
+
+/** How a held statement's wait ended: it runs (`note` goes into its audit record) or is refused with `refusal`. */
+export type Resume = { kind: 'approve'; note: string } | { kind: 'refuse'; refusal: Refusal; note: string };
+
+const NO_HOLD: HoldPolicy = { canHold: false, sessionAllows: () => false };
 
 const INVALID_UTF8: GateVerdict = {
   allowed: false,
@@ -39,7 +68,30 @@ export class StatementLoop {
     private readonly gate: StatementGate,
     private readonly tracker: ResponseTracker,
     private readonly sessionId: number,
+    private readonly hold: HoldPolicy = NO_HOLD,
   ) {}
+
+  /**
+   * Applies the operator's say to a statement's verdict: an approved one runs (`v` was decided with approval; a
+   * deny under the policy in force now still refuses), a refused one is refused with the operator's reason. A fresh
+   * review is held when an operator can be asked, or runs when its shape was approved for this session.
+   */
+  private review(v: GateVerdict, decided: Resume | undefined, approved: () => GateVerdict, text: string): GateVerdict | typeof HOLD {
+    // The record keeps the policy's decision (review); its reason says how the operator's part ended.
+    if (decided?.kind === 'refuse') {
+      const policy = v.allowed ? null : v.refusal.message;
+      const refusal = policy && decided.refusal.code === '42501' ? { ...decided.refusal, message: `${decided.refusal.message} (${policy})` } : decided.refusal;
+      // As for every refusal, the recorded reason is what the client was told (the approval events say the rest).
+      return { allowed: false, audit: { ...v.audit, reason: refusal.message }, refusal };
+    }
+    if (decided?.kind === 'approve') {
+      return v.allowed && v.audit.decision === 'review' ? { ...v, audit: { ...v.audit, reason: decided.note } } : v;
+    }
+    if (v.allowed || v.audit.decision !== 'review' || !this.hold.canHold) return v;
+    if (!this.hold.sessionAllows(text)) return HOLD;
+    const a = approved();
+    return a.allowed ? { ...a, audit: { ...a.audit, reason: 'approved for this session by an operator earlier' } } : a;
+  }
 
   /** A ParseComplete, BindComplete or CloseComplete from the server: the oldest awaiting message took effect. */
   onServerConfirmed(): void {
@@ -61,16 +113,25 @@ export class StatementLoop {
     this.awaitingHead = 0;
   }
 
-  onClientFrames(frames: readonly Buffer[], now: number): LoopResult {
+  /**
+   * Decides `frames` in order. A statement policy sends to review stops the loop there when it can be held: the
+   * result's `held` carries it and what follows. `resume` (with the held frames fed back) says how its wait ended;
+   * `receivedAt` keeps the time the held statement arrived.
+   */
+  onClientFrames(frames: readonly Buffer[], now: number, resume?: Resume, receivedAt = now): LoopResult {
     const out: Buffer[] = [];
     const records: StatementRecord[] = [];
     const answers: PendingAnswer[] = [];
-    const done = (terminate: boolean): LoopResult => ({ kind: 'forward', out, records, answers, terminate });
-    const rec = (protocol: StatementRecord['protocol'], name: string | null, text: string, audit: GateAudit | null): void => {
-      records.push({ sessionId: this.sessionId, protocol, name, text, receivedAt: now, ...(audit ?? {}) });
+    const done = (terminate: boolean, held: Held | null = null): LoopResult => ({ kind: 'forward', out, records, answers, terminate, held });
+    const rec = (protocol: StatementRecord['protocol'], name: string | null, text: string, audit: GateAudit | null, at = now): void => {
+      records.push({ sessionId: this.sessionId, protocol, name, text, receivedAt: at, ...(audit ?? {}) });
     };
-    for (const f of frames) {
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!;
       const code = f[0]!;
+      // The first frame of a resumed batch is the held statement; its decision is the operator's.
+      const decided = i === 0 ? resume : undefined;
+      const at = decided ? receivedAt : now;
       if (this.discarding) {
         if (code === Frontend.Sync) {
           this.discarding = false;
@@ -87,8 +148,9 @@ export class StatementLoop {
         case Frontend.Query: {
           if (f[f.length - 1] !== 0) return malformed('Query');
           const text = StatementGate.decode(f.subarray(5, f.length - 1));
-          const v = text === null ? INVALID_UTF8 : this.gate.query(text);
-          rec('simple', null, text ?? f.toString('utf8', 5, f.length - 1), v.audit);
+          const v = text === null ? INVALID_UTF8 : this.review(this.gate.query(text, decided?.kind === 'approve'), decided, () => this.gate.query(text, true), text);
+          if (v === HOLD) return done(false, held(frames, i, 'simple', null, text!, this.gate.query(text!), null, now));
+          rec('simple', null, text ?? f.toString('utf8', 5, f.length - 1), v.audit, at);
           if (v.allowed) {
             this.tracker.expectClient();
             answers.push({ kind: 'query', record: records.length - 1 });
@@ -104,9 +166,15 @@ export class StatementLoop {
           const p = ExtendedState.readParse(f);
           if (!p) return malformed('Parse');
           const text = StatementGate.decode(p.query);
-          const v = text === null ? INVALID_UTF8 : this.gate.parse(p.name, text);
+          const v = text === null ? INVALID_UTF8 : this.review(this.gate.parse(p.name, text, decided?.kind === 'approve'), decided, () => this.gate.parse(p.name, text, true), text);
+          if (v === HOLD) {
+            const next = frames[i + 1];
+            const bind = next?.[0] === Frontend.Bind ? ExtendedState.readBind(next) : null;
+            const params = bind && bind.statement === p.name ? bind.params : null;
+            return done(false, held(frames, i, 'parse', p.name, text!, this.gate.parse(p.name, text!), params, now));
+          }
           const shown = text ?? p.query.toString('utf8');
-          rec('parse', p.name, shown, v.audit);
+          rec('parse', p.name, shown, v.audit, at);
           if (v.allowed) {
             const statements = v.statements;
             this.awaiting.push({ undo: this.ext.define(p.name, { text: shown, audit: v.audit }), confirm: () => this.gate.confirmParse(p.name, statements) });
@@ -184,6 +252,15 @@ interface Awaiting {
 }
 
 const NO_UNDO: Undo = () => {};
+
+const HOLD = Symbol('hold');
+
+function held(frames: readonly Buffer[], i: number, protocol: Held['protocol'], name: string | null, text: string, v: GateVerdict, params: Held['params'], now: number): Held {
+  return {
+    frames: frames.slice(i), protocol, name, text, audit: v.audit, params,
+    approvalTimeoutMs: v.allowed ? null : (v.approvalTimeoutMs ?? null), receivedAt: now,
+  };
+}
 
 function malformed(what: string): LoopResult {
   return { kind: 'fatal', error: { code: SqlState.ProtocolViolation, message: `malformed ${what} message` }, reason: `protocol violation from client (malformed ${what})` };

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { KeyCheck } from '../../src/identity/agent-keys.js';
+import type { AuthOutcome } from '../../src/identity/authenticator.js';
 import { passwordMessage, startupMessage } from '../../src/protocol/messages.js';
 import { CancelRegistry } from '../../src/proxy/cancel-registry.js';
 import type { ProxyContext } from '../../src/proxy/context.js';
@@ -14,10 +14,10 @@ import { RawClient, sleep, typedMessage } from './raw-client.js';
  * The key check is held open by the test so the window is as long as the test needs, independent of speed.
  */
 let listener: ProxyListener | undefined;
-let release: ((c: KeyCheck) => void) | undefined;
+let release: ((c: AuthOutcome) => void) | undefined;
 
 afterEach(async () => {
-  release?.({ ok: false, reason: 'mismatch' });
+  release?.({ ok: false, code: '28P01', message: 'refused', hint: '', auditReason: 'test over' });
   await listener?.close('test over');
 });
 
@@ -27,8 +27,8 @@ function context(): ProxyContext {
     tls: undefined,
     targets: new Map(),
     resolvePassword: () => undefined,
-    verifyKey: () => new Promise<KeyCheck>((resolve) => { release = resolve; }),
-    audit: { openSession: () => 1, endSession: () => {}, record: (_r, done) => done(null, []), complete: () => {} },
+    authenticate: () => new Promise<AuthOutcome>((resolve) => { release = resolve; }),
+    audit: { openSession: () => 1, endSession: () => {}, record: (_r, done) => done(null, []), complete: () => {}, event: () => 1 },
     cancels: new CancelRegistry(),
     activeSessions: new Set(),
     log: () => {},
@@ -63,7 +63,7 @@ describe('data sent while the password is being checked', () => {
     // that was read by Sluice into memory on behalf of a client that has not proven who it is.
     expect(delivered).toBeLessThan(48 * 1024 * 1024);
 
-    release!({ ok: false, reason: 'mismatch' });
+    release!({ ok: false, code: '28P01', message: 'password authentication failed', hint: '', auditReason: 'mismatch' });
     expect(await c.closedWithError()).toMatchObject({ V: 'FATAL', C: '28P01' });
   });
 });

@@ -24,12 +24,19 @@ export interface PolicyEnv {
   stop(): Promise<void>;
 }
 
-/** A cluster with `setupSql` run as superuser in database `app`, and a Sluice with `policy`. */
-export async function startPolicyEnv(policy: PolicyInput, setupSql: string): Promise<PolicyEnv> {
+/**
+ * A cluster with `setupSql` run as superuser in database `app`, and a Sluice with `policy`. An operator denies every
+ * approval request at once unless `operator: 'none'` (then the test decides).
+ */
+export async function startPolicyEnv(policy: PolicyInput, setupSql: string, opts: { operator?: 'denies' | 'none' } = {}): Promise<PolicyEnv> {
   const cluster = await startPostgres();
   try {
     await cluster.sql(setupSql, 'app');
     const sluice = await startSluice(cluster, { config: { policy } });
+    // These tests are about policy, not operators: whatever policy sends to review is denied at once.
+    if (opts.operator !== 'none') sluice.broker.events.on((e) => {
+      if (e.type === 'approval_requested') sluice.broker.approvals.decide(e.approval.id, { decision: 'deny', reason: 'no operator approves in this test' }, 'test');
+    });
     const admin = new pg.Client({ connectionString: cluster.url('postgres', cluster.password, 'app') });
     await admin.connect();
     return {

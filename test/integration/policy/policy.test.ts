@@ -71,7 +71,7 @@ describe('allow, review, deny by class', () => {
     expectAudit(env.sluice, sql, 'allow', 'test-rules');
   });
 
-  it('refuses an INSERT as review (approvals do not exist yet) and adds no row', async () => {
+  it('sends an INSERT to review; denied by the operator, it adds no row', async () => {
     const err = await agent((c) => refused(env.sluice, c, 'INSERT INTO t VALUES (99)', { rule: 'test-rules', cls: 'write', object: 't', decision: 'review' }));
     expect(err.message).toContain('approval');
     expect(await count(env, 't')).toBe(3);

@@ -32,6 +32,7 @@ describe('parseConfig: valid files', () => {
         connectTimeoutMs: 10000,
       },
       targets: [{ name: 'shop', host: 'db.internal', port: 5432, database: 'shop', user: 'app', tls: { mode: 'prefer' } }],
+      ui: { port: 6433 },
     });
     expect(config.tls).toBeUndefined();
     expect(config.targets[0]?.password).toBeUndefined();
@@ -139,7 +140,7 @@ describe('parseConfig: broken files point at the offending line', () => {
   it('lists the allowed keys when no key is close', () => {
     const err = configError(`frobnicate: true\n${MINIMAL}`);
     expect(err).toMatchObject({ line: 1, column: 1 });
-    expect(err.reason).toBe('frobnicate: unknown key "frobnicate"; allowed keys: listen, dataDir, tls, limits, targets, policy');
+    expect(err.reason).toBe('frobnicate: unknown key "frobnicate"; allowed keys: listen, dataDir, tls, limits, targets, policy, ui, oidc, masking');
   });
 
   it('reports a duplicate target name on the second definition', () => {
