@@ -189,6 +189,20 @@ export interface AgentKeySummary {
   status: 'active' | 'expired' | 'revoked';
 }
 
+/** An identity that has logged in (agent key or OIDC token): what the access review shows. */
+export interface IdentitySummary {
+  name: string;
+  kind: 'key' | 'oidc';
+  /** The token issuer; null for agent keys. */
+  issuer: string | null;
+  /** The claim value the name came from; null for agent keys. */
+  subject: string | null;
+  /** Groups as of the last login. */
+  groups: string[];
+  firstSeen: number;
+  lastSeen: number;
+}
+
 export interface TargetSummary {
   name: string;
   host: string;
@@ -258,6 +272,7 @@ export const REQUEST_SCHEMAS = {
     expiresAt: millis.optional(),
   }),
   revokeKey: z.strictObject({ name: name63 }),
+  listIdentities: none,
   listTargets: none,
   getStats: none,
 } as const satisfies Record<string, z.ZodType>;
@@ -280,6 +295,7 @@ export interface Results {
   /** The secret is in this reply only; it is never stored or shown again. */
   addKey: { name: string; secret: string; expiresAt: number | null };
   revokeKey: { revoked: boolean };
+  listIdentities: IdentitySummary[];
   listTargets: TargetSummary[];
   getStats: BrokerStats;
 }

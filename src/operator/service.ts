@@ -6,7 +6,7 @@
 import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
 import type { DataStore } from '../audit/db.js';
-import { REQUEST_SCHEMAS, toIssues, type Method, type Results, type ValidArgs } from '../contract/api.js';
+import { REQUEST_SCHEMAS, toIssues, type IdentitySummary, type Method, type Results, type ValidArgs } from '../contract/api.js';
 import type { TargetConfig } from '../config/model.js';
 import type { AgentKeyStore } from '../identity/agent-keys.js';
 import { ApprovalAuditError, type ApprovalQueue } from '../approvals/queue.js';
@@ -25,6 +25,7 @@ export type ContractHandlers = { [M in Method]: (args: ValidArgs<M>, caller: Cal
 export interface ServiceDeps {
   db: DataStore;
   keys: AgentKeyStore;
+  identities: { list(): IdentitySummary[] };
   approvals: ApprovalQueue;
   tap: AuditTap;
   targets: () => readonly TargetConfig[];
@@ -91,6 +92,7 @@ export function createContractService(deps: ServiceDeps): ContractHandlers {
       }
     },
     revokeKey: (a) => ({ revoked: deps.keys.revoke(a.name) }),
+    listIdentities: () => deps.identities.list(),
     listTargets: () => {
       const open = new Map<string, number>();
       for (const t of deps.tap.openSessions.values()) open.set(t, (open.get(t) ?? 0) + 1);

@@ -67,6 +67,8 @@ describe('a valid token', () => {
     expect(list.find((i) => i.name === 'agent')).toMatchObject({ kind: 'key', issuer: null, groups: ['test'] });
     const ci = list.find((i) => i.name === 'ci')!;
     expect(ci.lastSeen).toBeGreaterThan(ci.firstSeen); // several logins above
+    // The operator contract (UI, WebSocket) serves the same list.
+    expect(await env.sluice.broker.contract.listIdentities({}, { operator: 'test' })).toEqual(list);
   });
 });
 

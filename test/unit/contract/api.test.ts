@@ -44,7 +44,7 @@ describe('contract request schemas', () => {
 
   it('lists every method the issue asks for', () => {
     expect([...METHODS].sort()).toEqual(
-      ['addKey', 'decide', 'getRules', 'getStats', 'listApprovals', 'listKeys', 'listSessions', 'listStatements', 'listTargets', 'putRules', 'revokeKey'].sort(),
+      ['addKey', 'decide', 'getRules', 'getStats', 'listApprovals', 'listIdentities', 'listKeys', 'listSessions', 'listStatements', 'listTargets', 'putRules', 'revokeKey'].sort(),
     );
   });
 
