@@ -7,6 +7,8 @@ export interface PreparedEntry {
   audit: GateAudit | null;
   /** Bind parameter values as text (binary ones as \x hex), set on portals. */
   params?: readonly (string | null)[];
+  /** Policy sent it to review: each Bind of it waits for an operator. */
+  review?: { approvalTimeoutMs: number | null; policyMessage: string };
 }
 
 /**
@@ -45,12 +47,15 @@ export class ExtendedState {
     return params ? { portal: portal[0], statement: stmt[0], params } : null;
   }
 
-  /** Bind: records the portal. Null when the message is malformed. */
-  bind(frame: Buffer): Undo | null {
-    const b = ExtendedState.readBind(frame);
-    if (!b) return null;
+  statement(name: string): PreparedEntry | undefined {
+    return this.statements.get(name);
+  }
+
+  /** Bind (as read by readBind): records the portal; `note` (how its review ended) goes into its Executes' record. */
+  bind(b: { portal: string; statement: string; params: (string | null)[] }, note?: string): Undo {
     const entry = this.statements.get(b.statement) ?? { text: sqlPrepared(b.statement), audit: null };
-    return this.put(this.portals, b.portal, { ...entry, params: b.params });
+    const audit = note !== undefined && entry.audit ? { ...entry.audit, reason: note } : entry.audit;
+    return this.put(this.portals, b.portal, { text: entry.text, audit, params: b.params });
   }
 
   execute(frame: Buffer): { portal: string; entry: PreparedEntry } | null {

@@ -22,9 +22,7 @@ interface InboundBatch {
   ids: readonly number[];
 }
 
-const SYNC = Buffer.from([0x53, 0, 0, 0, 4]);
-const FRONTEND_SYNC = 0x53; // S
-const FRONTEND_QUERY = 0x51; // Q
+const FLUSH = Buffer.from([0x48, 0, 0, 0, 4]);
 const PARSE_COMPLETE = 0x31; // 1
 const BIND_COMPLETE = 0x32; // 2
 const CLOSE_COMPLETE = 0x33; // 3
@@ -65,10 +63,6 @@ export class Relay {
   private holdForCancel = false;
   /** A statement waiting for an operator, with everything the client sent after it. */
   private held: { h: Held; rest: Buffer[]; id: string | null; keepAlive: NodeJS.Timeout | null; cancelled: boolean } | null = null;
-  /** Syncs Sluice sent to keep a held session alive; their ReadyForQuery is not the client's. */
-  private injectedSyncs = 0;
-  /** Frames were forwarded after the last Sync or Query: the server is inside a request cycle. */
-  private openCycle = false;
   private readonly recent = new RecentStatements();
 
   constructor(
@@ -182,14 +176,13 @@ export class Relay {
 
   /**
    * The server ends sessions idle in a transaction (idle_in_transaction_session_timeout) or idle at all
-   * (idle_session_timeout); a statement waiting for an operator must not cost the client its session. A Sync
-   * resets those timers and changes nothing else, but only between request cycles: inside one it would end the
-   * client's implicit transaction. Its ReadyForQuery is dropped (it is first in line: nothing else is outstanding).
+   * (idle_session_timeout); a statement waiting for an operator must not cost the client its session. A Flush
+   * changes no state and has no answer, and any message the backend reads disarms those timers until its next
+   * ReadyForQuery (postgres.c arms them only when it sends one), so it is safe anywhere, even inside a request cycle.
    */
   private keepAlive(): void {
-    if (this.closed || this.injectedSyncs > 0 || this.queue.length > 0 || this.openCycle || this.tracker.outstanding !== 0) return;
-    this.injectedSyncs++;
-    this.upstream.socket.write(SYNC);
+    if (this.closed || this.queue.length > 0) return;
+    this.upstream.socket.write(FLUSH);
   }
 
   private drainQueue(): void {
@@ -199,10 +192,6 @@ export class Relay {
       const now = performance.now();
       for (const a of b.answers) {
         this.completions.expect(a.kind === 'cycle' ? a : { kind: a.kind, id: b.ids[a.record]! }, now);
-      }
-      if (b.frames.length > 0) {
-        const last = b.frames[b.frames.length - 1]![0];
-        this.openCycle = last !== FRONTEND_SYNC && last !== FRONTEND_QUERY;
       }
       const ok = writeFrames(server, b.frames);
       if (b.terminate) {
@@ -243,11 +232,6 @@ export class Relay {
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i]!;
       const code = f[0];
-      if (code === Backend.ReadyForQuery && this.injectedSyncs > 0) {
-        this.injectedSyncs--;
-        visible ??= frames.slice(0, i);
-        continue;
-      }
       if (code !== Backend.ErrorResponse) this.completions.onFrame(f);
       if (code === PARSE_COMPLETE || code === BIND_COMPLETE || code === CLOSE_COMPLETE) {
         this.loop.onServerConfirmed();

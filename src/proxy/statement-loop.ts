@@ -1,7 +1,7 @@
 import type { StatementRecord } from '../audit/audit-log.js';
 import { Frontend, SqlState } from '../protocol/codes.js';
 import type { PgError } from '../protocol/messages.js';
-import { ExtendedState, type Undo } from './extended-state.js';
+import { ExtendedState, type PreparedEntry, type Undo } from './extended-state.js';
 import { refusalExtended, refusalQuery, type Refusal, type ResponseTracker } from './refusal.js';
 import { StatementGate, type GateAudit, type GateVerdict } from './statement-gate.js';
 
@@ -26,11 +26,12 @@ export interface HoldPolicy {
  */
 export interface Held {
   frames: Buffer[];
-  protocol: 'simple' | 'parse';
+  /** A simple Query, or the Bind of a statement whose Parse policy sent to review. */
+  protocol: 'simple' | 'bind';
   name: string | null;
   text: string;
   audit: GateAudit;
-  /** Bind parameters, when the Bind of a held Parse came in the same pipeline. */
+  /** The held Bind's parameters. */
   params: (string | null)[] | null;
   approvalTimeoutMs: number | null;
   receivedAt: number;
@@ -166,18 +167,23 @@ export class StatementLoop {
           const p = ExtendedState.readParse(f);
           if (!p) return malformed('Parse');
           const text = StatementGate.decode(p.query);
-          const v = text === null ? INVALID_UTF8 : this.review(this.gate.parse(p.name, text, decided?.kind === 'approve'), decided, () => this.gate.parse(p.name, text, true), text);
-          if (v === HOLD) {
-            const next = frames[i + 1];
-            const bind = next?.[0] === Frontend.Bind ? ExtendedState.readBind(next) : null;
-            const params = bind && bind.statement === p.name ? bind.params : null;
-            return done(false, held(frames, i, 'parse', p.name, text!, this.gate.parse(p.name, text!), params, now));
+          let v = text === null ? INVALID_UTF8 : this.gate.parse(p.name, text);
+          let review: PreparedEntry['review'];
+          if (text !== null && !v.allowed && v.audit.decision === 'review' && this.hold.canHold) {
+            // A Parse runs nothing: it goes through, and each Bind of the statement waits for an operator, shown
+            // with its parameters, so an approval covers one execution with exactly those values.
+            const a = this.gate.parse(p.name, text, true);
+            if (a.allowed) {
+              review = { approvalTimeoutMs: v.approvalTimeoutMs ?? null, policyMessage: v.refusal.message };
+              v = { ...a, audit: { ...a.audit, reason: 'sent to review: each execution waits for an operator' } };
+            }
           }
           const shown = text ?? p.query.toString('utf8');
-          rec('parse', p.name, shown, v.audit, at);
+          rec('parse', p.name, shown, v.audit);
           if (v.allowed) {
             const statements = v.statements;
-            this.awaiting.push({ undo: this.ext.define(p.name, { text: shown, audit: v.audit }), confirm: () => this.gate.confirmParse(p.name, statements) });
+            const entry: PreparedEntry = { text: shown, audit: v.audit, ...(review ? { review } : {}) };
+            this.awaiting.push({ undo: this.ext.define(p.name, entry), confirm: () => this.gate.confirmParse(p.name, statements) });
             out.push(f);
           } else {
             // Raised in the client's own segment, now (a client may Flush and wait for it); the client's Sync still
@@ -192,9 +198,31 @@ export class StatementLoop {
           break;
         }
         case Frontend.Bind: {
-          const undo = this.ext.bind(f);
-          if (!undo) return malformed('Bind');
-          this.awaiting.push({ undo });
+          const b = ExtendedState.readBind(f);
+          if (!b) return malformed('Bind');
+          const entry = this.ext.statement(b.statement);
+          let note: string | undefined;
+          if (entry?.review) {
+            if (decided?.kind === 'refuse') {
+              const refusal = decided.refusal.code === '42501' ? { ...decided.refusal, message: `${decided.refusal.message} (${entry.review.policyMessage})` } : decided.refusal;
+              rec('execute', b.portal, entry.text, { ...entry.audit!, reason: refusal.message }, at);
+              if (b.params.length > 0) records[records.length - 1]!.params = this.gate.redactParams ? b.params.map(() => '<redacted>') : b.params;
+              this.tracker.refusedParse(refusal);
+              out.push(refusalExtended(refusal));
+              this.awaiting.push({ undo: this.ext.define('', { text: entry.text, audit: entry.audit }) }, { undo: NO_UNDO });
+              this.discarding = true;
+              break;
+            }
+            if (decided?.kind === 'approve') note = decided.note;
+            else if (this.hold.sessionAllows(entry.text)) note = 'approved for this session by an operator earlier';
+            else {
+              return done(false, {
+                frames: frames.slice(i), protocol: 'bind', name: b.statement, text: entry.text, audit: entry.audit!, params: b.params,
+                approvalTimeoutMs: entry.review.approvalTimeoutMs, receivedAt: now,
+              });
+            }
+          }
+          this.awaiting.push({ undo: this.ext.bind(b, note) });
           out.push(f);
           break;
         }

@@ -6,9 +6,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PendingApproval } from '../../../src/contract/api.js';
-import { internals, sendCancelRequest, waitFor } from '../clients/util.js';
+import { internals, psql, sendCancelRequest, waitFor } from '../clients/util.js';
 import {
-  count, query, rawThroughSluice, readReady, rejection, startPolicyEnv, summary, withPg, type PolicyEnv,
+  count, query, rawThroughSluice, readReady, rejection, serialize, startPolicyEnv, summary, withPg, type PolicyEnv,
 } from '../policy/helpers.js';
 
 let env: PolicyEnv;
@@ -59,6 +59,46 @@ describe('a review statement waits for an operator', () => {
     expect(rec).toEqual([
       { decision: 'review', reason: expect.stringContaining('approved once by alice') },
       { decision: 'review', reason: expect.stringContaining('once is enough') },
+    ]);
+  });
+
+  it('psql waits, then prints the result once approved', async () => {
+    const run = psql(env.sluice.url(), ['-c', 'INSERT INTO t VALUES (11)']);
+    const a = await pending('INSERT INTO t VALUES (11)');
+    approvals().decide(a.id, { decision: 'approve_once' }, 'alice');
+    const r = await run;
+    expect([r.code, r.stdout.toString().trim()]).toEqual([0, 'INSERT 0 1']);
+    expect(await rows(11)).toBe(1);
+  });
+
+  it('extended protocol: the Parse goes through; each Bind waits, shown with its parameters, and runs once', async () => {
+    const c = await rawThroughSluice(env.sluice);
+    try {
+      c.write(Buffer.concat([serialize.parse({ name: 'ins', text: 'INSERT INTO t VALUES ($1)' }), serialize.sync()]));
+      expect(summary(await readReady(c))).toEqual(['1', 'Z:I']);
+      expect(approvals().list()).toEqual([]);
+      const bind = (v: string) => Buffer.concat([serialize.bind({ statement: 'ins', values: [v] }), serialize.execute({}), serialize.sync()]);
+      c.write(bind('12'));
+      const a = await pending('INSERT INTO t VALUES ($1)');
+      expect(a.params).toEqual(['12']);
+      approvals().decide(a.id, { decision: 'approve_once' }, 'alice');
+      expect(summary(await readReady(c))).toEqual(['2', 'C:INSERT 0 1', 'Z:I']);
+      // The named statement is not approved for good: the next execution waits again, and a denial refuses it.
+      c.write(bind('13'));
+      const b = await pending('INSERT INTO t VALUES ($1)');
+      expect(b.params).toEqual(['13']);
+      approvals().decide(b.id, { decision: 'deny', reason: 'one is enough' }, 'alice');
+      const frames = await readReady(c);
+      expect(summary(frames)).toEqual(['E:42501', 'Z:I']);
+    } finally {
+      c.destroy();
+    }
+    expect([await rows(12), await rows(13)]).toEqual([1, 0]);
+    const rec = env.sluice.broker.db.prepare(`SELECT protocol, decision, reason, params FROM statements WHERE text = 'INSERT INTO t VALUES ($1)' AND session_id = (SELECT max(session_id) FROM statements) ORDER BY id`).all();
+    expect(rec).toEqual([
+      { protocol: 'parse', decision: 'review', reason: expect.stringContaining('each execution waits'), params: null },
+      { protocol: 'execute', decision: 'review', reason: expect.stringContaining('approved once by alice'), params: '["12"]' },
+      { protocol: 'execute', decision: 'review', reason: expect.stringContaining('one is enough'), params: '["13"]' },
     ]);
   });
 
@@ -136,6 +176,25 @@ describe('a review statement waits for an operator', () => {
     expect(approvals().decide(a.id, { decision: 'approve_once' }, 'late')).toMatchObject({ outcome: 'not_applied' });
     await new Promise((r) => setTimeout(r, 200));
     expect(await rows(6)).toBe(0);
+  });
+
+  it('a lost upstream (backend terminated) voids the approval; approving it afterwards executes nothing', async () => {
+    const c = new pg.Client({ connectionString: env.sluice.url(), application_name: 'held-victim' });
+    c.on('error', () => { /* the FATAL that ends the session */ });
+    await c.connect();
+    try {
+      const p = c.query('INSERT INTO t VALUES (14)');
+      const a = await pending('INSERT INTO t VALUES (14)');
+      await env.admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'held-victim'");
+      const e = await rejection(p);
+      expect(e.message).toMatch(/terminat|lost the connection|Connection terminated/);
+      await waitFor(() => (approvals().list().length === 0 ? true : undefined), 'the approval to be voided');
+      expect(approvals().decide(a.id, { decision: 'approve_once' }, 'late')).toMatchObject({ outcome: 'not_applied' });
+    } finally {
+      await c.end().catch(() => {});
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await rows(14)).toBe(0);
   });
 
   it('a pipeline with a held statement in the middle: before it runs, after it waits, all in order', async () => {

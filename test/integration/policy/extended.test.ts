@@ -19,8 +19,8 @@ const POLICY: PolicyInput = {
       name: 'test-rules',
       match: { groups: ['test'] },
       allow: ['read', 'transaction', 'session', 'utility'],
-      review: ['write'],
-      deny: ['ddl'],
+      // Writes are denied, not reviewed: these tests are about refusals at Parse (review waits at Bind: approvals/).
+      deny: ['ddl', 'write'],
       tables: { 'public.secrets': 'deny', 'public.log': { allow: ['write'] } },
       functions: { pg_sleep: 'deny' },
     },
@@ -69,8 +69,8 @@ describe('node-postgres parameterized queries (Parse/Bind/Describe/Execute/Sync)
       await c.query('INSERT INTO log VALUES ($1)', [7]);
       expectAudit(env.sluice, 'INSERT INTO log VALUES ($1)', 'allow', 'test-rules');
       const del = await rejection(c.query('DELETE FROM t WHERE id = $1', [1]));
-      expectRefusal(del, { rule: 'test-rules', cls: 'write', object: 't', decision: 'review' });
-      expectAudit(env.sluice, 'DELETE FROM t WHERE id = $1', 'review', 'test-rules', del.message);
+      expectRefusal(del, { rule: 'test-rules', cls: 'write', object: 't', decision: 'deny' });
+      expectAudit(env.sluice, 'DELETE FROM t WHERE id = $1', 'deny', 'test-rules', del.message);
       const sec = await rejection(c.query({ name: 'sec', text: 'SELECT s FROM secrets WHERE s <> $1', values: ['x'] }));
       expectRefusal(sec, { rule: 'test-rules', cls: 'read', object: 'secrets' });
       expect((await c.query('SELECT $1::int + 1 AS x', [4])).rows).toEqual([{ x: 5 }]);
@@ -96,7 +96,7 @@ describe('pipelines', () => {
     try {
       const [a, b, d] = await Promise.allSettled([sql`INSERT INTO log VALUES (${201})`, sql`DELETE FROM t WHERE id > ${0}`, sql`INSERT INTO log VALUES (${203})`]);
       expect([a.status, b.status, d.status]).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-      expectRefusal((b as PromiseRejectedResult).reason as Error & { code: string }, { rule: 'test-rules', cls: 'write', decision: 'review' });
+      expectRefusal((b as PromiseRejectedResult).reason as Error & { code: string }, { rule: 'test-rules', cls: 'write', decision: 'deny' });
       expect(await sql`SELECT 1 AS ok`).toEqual([{ ok: 1 }]);
     } finally {
       await sql.end({ timeout: 5 });
@@ -177,7 +177,7 @@ describe('statement names', () => {
       expect(summary(await readReady(c))).toEqual(['E:26000', 'Z:I']);
     });
     expect(await count(env, 't')).toBe(3);
-    expectAudit(env.sluice, 'DELETE FROM t', 'review', 'test-rules');
+    expectAudit(env.sluice, 'DELETE FROM t', 'deny', 'test-rules');
   });
 
   it('a Parse the server refuses (name in use) does not replace what Sluice records for that name', async () => {
@@ -253,7 +253,7 @@ describe('statement names', () => {
     const lone = env.sluice.broker.db.prepare(
       `SELECT decision FROM statements WHERE protocol = 'execute' AND text = 'DELETE FROM t WHERE id = 3' ORDER BY id DESC LIMIT 1`,
     ).get() as { decision: string } | undefined;
-    expect(lone).toEqual({ decision: 'review' });
+    expect(lone).toEqual({ decision: 'deny' });
   });
 
   it('Parse + Describe + Flush (no Sync, like pgjdbc) gets its answer at once; Sync then gets ReadyForQuery', async () => {
@@ -278,7 +278,7 @@ describe('statement names', () => {
 describe('SQL-level PREPARE / EXECUTE', () => {
   it('refuses PREPARE of a write and EXECUTE of a name Sluice never saw prepared (26000)', async () => {
     await agent(async (c) => {
-      await refused(env.sluice, c, 'PREPARE del AS DELETE FROM t', { rule: 'test-rules', cls: 'write', object: 't', decision: 'review' });
+      await refused(env.sluice, c, 'PREPARE del AS DELETE FROM t', { rule: 'test-rules', cls: 'write', object: 't', decision: 'deny' });
       const err = await rejection(c.query('EXECUTE del'));
       expect([err.code, err.message]).toEqual(['26000', expect.stringContaining('prepared statement "del" was not created through Sluice')]);
       expectAudit(env.sluice, 'EXECUTE del', 'deny', 'unattributable');
@@ -307,8 +307,8 @@ describe('SQL-level PREPARE / EXECUTE', () => {
         await c.query('PREPARE echo(text) AS SELECT $1 AS v');
         await refused(env.sluice, c, 'EXECUTE echo(pg_sleep(0)::text)', { rule: 'test-rules', cls: 'utility', object: 'pg_sleep()' });
         await refused(env.sluice, c, `EXECUTE echo(pg_terminate_backend(${pid})::text)`, { rule: 'builtin:backend-signals', object: 'pg_terminate_backend()' });
-        // CREATE TABLE AS is a write that creates a table (ddl, denied) whatever the prepared statement is.
-        await refused(env.sluice, c, "CREATE TABLE stolen AS EXECUTE echo('x')", { rule: 'test-rules', cls: 'ddl' });
+        // CREATE TABLE AS is a write that creates a table (both denied here; write is named first) whatever the prepared statement is.
+        await refused(env.sluice, c, "CREATE TABLE stolen AS EXECUTE echo('x')", { rule: 'test-rules', cls: 'write' });
       });
       expect(await backendAlive(env, pid)).toBe(true);
     });

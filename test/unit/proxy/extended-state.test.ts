@@ -16,7 +16,9 @@ function bindFrame(formats: number[], values: (Buffer | null)[], results: number
 function paramsOf(frame: Buffer): readonly (string | null)[] | undefined | false {
   const st = new ExtendedState();
   st.define('s1', { text: 'SELECT $1', audit: null });
-  if (!st.bind(frame)) return false;
+  const b = ExtendedState.readBind(frame);
+  if (!b) return false;
+  st.bind(b);
   return st.execute(Buffer.from([0x45, 0, 0, 0, 12, 0x70, 0x31, 0, 0, 0, 0, 0]))!.entry.params;
 }
 
