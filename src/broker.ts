@@ -19,6 +19,7 @@ import type { ProxyContext } from './proxy/context.js';
 import { ProxyListener } from './proxy/listener.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
 import { ApprovalQueue } from './approvals/queue.js';
+import { voidOrphanedApprovals } from './approvals/recovery.js';
 import { sideConnectionEstimator } from './approvals/estimator.js';
 import { openSideConnection } from './proxy/side-connection-impl.js';
 import { sha256Hex } from './audit/chain.js';
@@ -72,6 +73,8 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
   const audit = new AuditLog(db, { onError: (m) => log('error', m) });
   const aborted = audit.markOpenSessionsAborted('Sluice stopped while the session was open');
   if (aborted > 0) log('warn', `marked ${aborted} session(s) left open by a previous run as aborted`);
+  const orphaned = voidOrphanedApprovals(db, audit);
+  if (orphaned > 0) log('warn', `recorded ${orphaned} approval(s) left waiting by a previous run as voided`);
   const events = new EventBus((m) => log('error', m));
   const approvals = new ApprovalQueue({
     audit, emit: (e) => events.emit(e), onError: (m) => log('error', m),
