@@ -1,12 +1,13 @@
 /**
  * Protocol fuzzing: real client message sequences (startup, simple and extended protocol, COPY, FunctionCall), mutated
- * (bit flips, random bytes, truncation, overlong and negative lengths, shuffled and duplicated frames, garbage) and
+ * together with sessions recorded from node-postgres and postgres.js (bit flips, random bytes, truncation, overlong and negative lengths, shuffled and duplicated frames, garbage) and
  * sent at Sluice, before and after authentication. Bounded: every fuzzing connection is dropped after a short
  * silence. Sluice must not crash, hang, or leak an unhandled rejection, and a canary session keeps working.
  */
 import net from 'node:net';
 import { serialize } from 'pg-protocol';
 import pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { passwordMessage, startupMessage } from '../../src/protocol/messages.js';
 import { startPostgres, type PgCluster } from '../harness/postgres.js';
@@ -52,6 +53,54 @@ const CORPUS: Buffer[][] = [
   [typedMessage('F', Buffer.from([0, 0, 4, 0, 0, 0, 0, 0, 0, 0])), serialize.flush(), serialize.close({ type: 'S', name: 's1' }), serialize.sync()],
   [query("SELECT 'héllo ☃', E'\\\\x41', $$dollar$$"), query('PREPARE p AS SELECT 1'), query('EXECUTE p'), query('DEALLOCATE p')],
 ];
+
+/**
+ * Records what real drivers send: node-postgres (simple and extended protocol) and postgres.js go through a TCP tap in
+ * front of Sluice; everything after each client's startup and password is split into frames and joins the corpus.
+ */
+async function recordRealSessions(): Promise<Buffer[][]> {
+  const sessions: Buffer[] = [];
+  const tap = net.createServer((client) => {
+    const chunks: Buffer[] = [];
+    const upstream = net.connect({ host: '127.0.0.1', port: sluice.port });
+    client.on('data', (d: Buffer) => { chunks.push(d); upstream.write(d); });
+    upstream.on('data', (d: Buffer) => client.write(d));
+    client.on('close', () => { upstream.destroy(); sessions.push(Buffer.concat(chunks)); });
+    upstream.on('close', () => client.destroy());
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+  });
+  await new Promise<void>((r) => tap.listen(0, '127.0.0.1', () => r()));
+  const port = (tap.address() as net.AddressInfo).port;
+  const url = `postgres://agent:${encodeURIComponent(sluice.key)}@127.0.0.1:${port}/app?sslmode=disable`;
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query('SELECT 1 AS one');
+  await c.query('INSERT INTO f VALUES ($1, $2)', [7, 'seven']);
+  await c.query({ name: 'by_a', text: 'SELECT * FROM f WHERE a = $1', values: [7] });
+  await c.query({ name: 'by_a', text: 'SELECT * FROM f WHERE a = $1', values: [8] });
+  await c.query('BEGIN; SELECT count(*) FROM f; COMMIT');
+  await c.end();
+  const sql = postgres(url, { max: 1 });
+  await sql`SELECT ${1}::int AS x, ${'y'} AS y`;
+  await sql`SELECT * FROM f WHERE b = ${'seven'}`;
+  await sql.end();
+  await new Promise<void>((r) => tap.close(() => r()));
+  await new Promise((r) => setTimeout(r, 50));
+  return sessions.map(afterLogin).filter((f) => f.length > 0);
+}
+
+/** The typed frames after the startup packet and the password message. */
+function afterLogin(bytes: Buffer): Buffer[] {
+  let at = bytes.readInt32BE(0); // startup packet: length, no type byte
+  const frames: Buffer[] = [];
+  while (at + 5 <= bytes.length) {
+    const len = bytes.readInt32BE(at + 1) + 1;
+    frames.push(bytes.subarray(at, at + len));
+    at += len;
+  }
+  return frames.filter((f) => f[0] !== 0x70); // not the password
+}
 
 function mutate(frames: Buffer[], rnd: () => number): Buffer {
   let seq = frames.map((f) => Buffer.from(f));
@@ -117,6 +166,9 @@ describe('protocol fuzzing', () => {
       }
     })();
 
+    const recorded = await recordRealSessions();
+    expect(recorded.length).toBeGreaterThanOrEqual(2);
+    const corpus = [...CORPUS, ...recorded];
     const startup = startupMessage({ user: 'agent', database: 'app' });
     let sent = 0;
     let connections = 0;
@@ -126,7 +178,7 @@ describe('protocol fuzzing', () => {
     const worker = async () => {
       while (sent < FRAMES) {
         const pre = rnd() < 0.3;
-        const base = pre ? [startup, passwordMessage(Buffer.from(`${sluice.key}\0`))] : CORPUS[Math.floor(rnd() * CORPUS.length)]!;
+        const base = pre ? [startup, passwordMessage(Buffer.from(`${sluice.key}\0`))] : corpus[Math.floor(rnd() * corpus.length)]!;
         const bytes = mutate(base, rnd);
         sent += base.length;
         connections++;
