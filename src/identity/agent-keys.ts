@@ -72,6 +72,13 @@ export class AgentKeyStore {
    * Only the right secret takes the fast path: any other goes through scrypt, so timing tells nothing new.
    */
   private readonly proven = new Map<number, { hash: Buffer; digest: Buffer }>();
+  /**
+   * scrypt runs in progress, by row, stored hash and secret digest: a burst of connections presenting the same key
+   * (a CI fan-out, a pool filling up) costs one scrypt, not one each queued on libuv's four threads (measured: 1000
+   * concurrent logins with one key took ~15 s and starved every other crypto call, upstream SCRAM included).
+   * Only an identical secret joins a run, so a wrong guess never learns anything from the right one's timing.
+   */
+  private readonly running = new Map<string, Promise<boolean>>();
 
   constructor(private readonly db: Database.Database) {
     this.byName = db.prepare('SELECT * FROM agent_keys WHERE name = ?');
@@ -173,10 +180,15 @@ export class AgentKeyStore {
     const digest = createHash('sha256').update(secret).digest();
     const memo = this.proven.get(row.id);
     if (!(memo && memo.hash.equals(stored.hash) && timingSafeEqual(memo.digest, digest))) {
-      const presented = await scryptAsync(secret, stored.salt, stored.params);
-      if (presented.length !== stored.hash.length || !timingSafeEqual(presented, stored.hash)) {
-        return { ok: false, reason: 'mismatch' };
+      const key = `${row.id}:${stored.hash.toString('hex')}:${digest.toString('hex')}`;
+      let run = this.running.get(key);
+      if (!run) {
+        run = scryptAsync(secret, stored.salt, stored.params)
+          .then((presented) => presented.length === stored.hash.length && timingSafeEqual(presented, stored.hash))
+          .finally(() => this.running.delete(key));
+        this.running.set(key, run);
       }
+      if (!(await run)) return { ok: false, reason: 'mismatch' };
       if (this.proven.size >= MAX_PROVEN) this.proven.delete(this.proven.keys().next().value!);
       this.proven.set(row.id, { hash: stored.hash, digest });
     }

@@ -39,7 +39,7 @@ export class ScramClient {
     if (!Number.isInteger(iterations) || iterations < 1 || iterations > 10_000_000) {
       throw new Error('SCRAM: bad iteration count');
     }
-    const saltedPassword = await pbkdf2Async(this.password.normalize('NFKC'), Buffer.from(salt, 'base64'), iterations, 32, 'sha256');
+    const saltedPassword = await saltedPasswordFor(this.password.normalize('NFKC'), salt, iterations);
     const clientKey = hmac(saltedPassword, 'Client Key');
     const storedKey = createHash('sha256').update(clientKey).digest();
     const clientFinalNoProof = `c=biws,r=${nonce}`;
@@ -80,4 +80,26 @@ function parseAttributes(msg: string): Map<string, string> {
 export function md5PasswordResponse(user: string, password: string, salt: Buffer): string {
   const inner = createHash('md5').update(password + user).digest('hex');
   return 'md5' + createHash('md5').update(Buffer.concat([Buffer.from(inner), salt])).digest('hex');
+}
+
+/**
+ * SCRAM's SaltedPassword (PBKDF2, 4096 rounds by default) depends only on the password, the role's salt and the
+ * iteration count, all fixed per target: computing it once per target instead of once per upstream connection saves
+ * a few ms of CPU per connection and keeps a connection storm from queueing behind itself on libuv's thread pool
+ * (PgBouncer keeps the derived keys for the same reason). It is password-equivalent, like the password Sluice
+ * already holds in memory. Concurrent first uses share one computation.
+ */
+const salted = new Map<string, Promise<Buffer>>();
+const SALTED_MAX = 64;
+
+export function saltedPasswordFor(password: string, salt: string, iterations: number): Promise<Buffer> {
+  const key = `${createHash('sha256').update(password).digest('hex')}:${salt}:${iterations}`;
+  let p = salted.get(key);
+  if (!p) {
+    p = pbkdf2Async(password, Buffer.from(salt, 'base64'), iterations, 32, 'sha256');
+    p.catch(() => salted.delete(key));
+    if (salted.size >= SALTED_MAX) salted.delete(salted.keys().next().value!);
+    salted.set(key, p);
+  }
+  return p;
 }

@@ -94,6 +94,18 @@ describe('AgentKeyStore', () => {
     expect((await keys.verify('agent', fresh)).ok).toBe(true);
   });
 
+  it('runs one scrypt for a burst of logins with the same key, none shared with a different secret', async () => {
+    const { secret } = keys.add('agent', { groups: [] });
+    const wrong = 'sk_' + Buffer.alloc(32, 9).toString('base64url');
+    const running = (keys as unknown as { running: Map<string, Promise<boolean>> }).running;
+    const burst = Array.from({ length: 40 }, () => keys.verify('agent', secret));
+    const guess = keys.verify('agent', wrong);
+    expect(running.size).toBe(2); // one run for the 40 identical secrets, one for the wrong one
+    expect((await Promise.all(burst)).every((r) => r.ok)).toBe(true);
+    expect(await guess).toEqual({ ok: false, reason: 'mismatch' });
+    expect(running.size).toBe(0);
+  });
+
   it('catches a revocation that lands while scrypt is running', async () => {
     const { secret } = keys.add('agent', { groups: [] });
     const second = openDataStore(dir);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { md5PasswordResponse, ScramClient } from '../../../src/proxy/upstream-auth.js';
+import { md5PasswordResponse, saltedPasswordFor, ScramClient } from '../../../src/proxy/upstream-auth.js';
 
 /**
  * RFC 7677 section 3 test vector (SCRAM-SHA-256, user "user", password "pencil").
@@ -103,5 +103,16 @@ describe('md5PasswordResponse', () => {
     const want = 'md5' + createHash('md5').update(Buffer.concat([Buffer.from(inner, 'latin1'), salt])).digest('hex');
     expect(md5PasswordResponse('alice', 'pw', salt)).toBe(want);
     expect(md5PasswordResponse('bob', 'pw', salt)).not.toBe(want);
+  });
+});
+
+describe('SCRAM SaltedPassword cache', () => {
+  it('derives once per password, salt and iteration count (concurrent uses share it) and matches PBKDF2', async () => {
+    const a = saltedPasswordFor('pencil', 'W22ZaJ0SNY7soEsUEjb6gQ==', 4096);
+    expect(saltedPasswordFor('pencil', 'W22ZaJ0SNY7soEsUEjb6gQ==', 4096)).toBe(a);
+    expect(saltedPasswordFor('pencil', 'W22ZaJ0SNY7soEsUEjb6gQ==', 4097)).not.toBe(a);
+    expect(saltedPasswordFor('other', 'W22ZaJ0SNY7soEsUEjb6gQ==', 4096)).not.toBe(a);
+    const { pbkdf2Sync } = await import('node:crypto');
+    expect((await a).equals(pbkdf2Sync('pencil', Buffer.from('W22ZaJ0SNY7soEsUEjb6gQ==', 'base64'), 4096, 32, 'sha256'))).toBe(true);
   });
 });
