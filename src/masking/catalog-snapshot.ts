@@ -69,6 +69,8 @@ export class CatalogSnapshot {
     /** Increases with every load; a plan or analysis is only valid for the version it was made with. */
     readonly version: number,
     readonly loadedAt: number = Date.now(),
+    /** The target role's default search_path (SHOW search_path on a fresh session), unparsed; null when not loaded. */
+    readonly defaultSearchPath: string | null = null,
   ) {
     for (const r of rows.relations) {
       const oid = Number(r[0]);
@@ -111,11 +113,18 @@ export class CatalogSnapshot {
    * session's: which temp schema is the client's is unknown here, so every one counts), then pg_catalog unless
    * search_path places it, then search_path in order. More than one result means "one of these".
    */
-  resolve(schema: string | null, name: string, searchPath: readonly string[]): CatalogRelation[] {
+  resolve(schema: string | null, name: string, searchPath: PathSpec): CatalogRelation[] {
     if (schema !== null) {
       if (schema === 'pg_temp') return this.tempRelations(name);
       const r = this.byName(schema, name);
       return r ? [r] : [];
+    }
+    if (searchPath === null) return this.everyNamed(name);
+    if (!isPath(searchPath)) {
+      // One of several paths: the union of what each resolves to.
+      const out = new Map<number, CatalogRelation>();
+      for (const p of searchPath.anyOf) for (const r of this.resolve(null, name, p)) out.set(r.oid, r);
+      return [...out.values()];
     }
     const out = this.tempRelations(name);
     const path = searchPath.includes('pg_catalog') ? searchPath : ['pg_catalog', ...searchPath];
@@ -127,6 +136,21 @@ export class CatalogSnapshot {
       }
     }
     return out;
+  }
+
+  /** Every relation called `name`, in any schema: what an unqualified name may denote when the path is unknown. */
+  private everyNamed(name: string): CatalogRelation[] {
+    let index = this.memo.get('catalog:byBareName') as Map<string, CatalogRelation[]> | undefined;
+    if (!index) {
+      index = new Map();
+      for (const r of this.relations.values()) {
+        const list = index.get(r.name);
+        if (list) list.push(r);
+        else index.set(r.name, [r]);
+      }
+      this.memo.set('catalog:byBareName', index);
+    }
+    return [...(index.get(name) ?? [])];
   }
 
   private tempRelations(name: string): CatalogRelation[] {
@@ -171,6 +195,16 @@ export class CatalogSnapshot {
     visit(oid, 'children');
     return out;
   }
+}
+
+/**
+ * The session's search_path as Sluice knows it: one path; any of several (a change whose outcome is not known
+ * yet); or null, unknown (a value set at run time): then an unqualified name may be any relation of that name.
+ */
+export type PathSpec = readonly string[] | { readonly anyOf: readonly (readonly string[])[] } | null;
+
+function isPath(p: NonNullable<PathSpec>): p is readonly string[] {
+  return Array.isArray(p);
 }
 
 /** Parses search_path as the server does: comma-separated, double-quoted parts keep case and commas. */

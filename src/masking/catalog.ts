@@ -31,22 +31,26 @@ const TEXT_TYPES_SQL = "SELECT oid::int8 FROM pg_catalog.pg_type WHERE typname =
 export async function loadCatalog(conn: SideConnection, version: number): Promise<CatalogSnapshot> {
   // Pipelined: all statements are sent at once and answered in order on the one connection.
   const begin = conn.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  // Before SET LOCAL: the target role's own default (ALTER ROLE/DATABASE ... SET search_path apply here as they do
+  // to a client session that sets none at startup).
+  const defaultPath = conn.query('SHOW search_path');
   // With only pg_catalog on the path, pg_get_viewdef() qualifies every other relation a view reads.
   const path = conn.query('SET LOCAL search_path = pg_catalog');
   const parts = [RELATIONS_SQL, INHERITS_SQL, FUNCTIONS_SQL, OPERATORS_SQL, TEXT_TYPES_SQL].map((sql) => conn.query(sql));
   const commit = conn.query('COMMIT');
   try {
     await begin;
+    const shown = await defaultPath;
     await path;
     const [relations, inherits, functions, operators, textTypes] = await Promise.all(parts);
     await commit;
     const rows: CatalogRows = {
       relations: relations!.rows, inherits: inherits!.rows, functions: functions!.rows, operators: operators!.rows, textTypes: textTypes!.rows,
     };
-    return new CatalogSnapshot(rows, version);
+    return new CatalogSnapshot(rows, version, Date.now(), shown.rows[0]?.[0] ?? null);
   } catch (e) {
     // Settle the other pipelined promises so none rejects unhandled, and leave no transaction open.
-    await Promise.allSettled([begin, path, ...parts, commit]);
+    await Promise.allSettled([begin, defaultPath, path, ...parts, commit]);
     await conn.query('ROLLBACK').catch(() => undefined);
     throw e;
   }

@@ -1,6 +1,6 @@
 /** Column masking (issue 4): config model, catalog, taint analysis, mask plans and the DataRow rewriter. */
 export { CatalogCache, loadCatalog, type CatalogCacheOptions } from './catalog.js';
-export { CatalogSnapshot, DEFAULT_SEARCH_PATH, parseSearchPath, type ColKey, type QualifiedColumn } from './catalog-snapshot.js';
+export { CatalogSnapshot, DEFAULT_SEARCH_PATH, parseSearchPath, type ColKey, type PathSpec, type QualifiedColumn } from './catalog-snapshot.js';
 export { DataRowError, rewriteDataRow } from './datarow.js';
 export { loadOrCreateMaskKey, MaskKeyError } from './key.js';
 export { compileMasker, maskString, typeHandling, type FieldMasker, type WireFormat } from './methods.js';

@@ -5,7 +5,7 @@
  */
 import { DYNAMIC_SQL_FUNCTIONS } from '../sql/node-table.js';
 import { nodeType, type Json } from '../sql/walk.js';
-import type { CatalogSnapshot, ColKey } from './catalog-snapshot.js';
+import type { CatalogSnapshot, ColKey, PathSpec } from './catalog-snapshot.js';
 
 /** A source is a base column (ColKey), `?schema.table.column` of a relation the catalog does not know, or `?`. */
 export type Source = string;
@@ -70,7 +70,7 @@ export interface CteEnv {
 /** The analysis a subquery needs; provided by taint-select.ts (kept there to avoid an import cycle). */
 export interface Analyzer {
   cat: CatalogSnapshot;
-  searchPath: readonly string[];
+  searchPath: PathSpec;
   f: Findings;
   select(stmt: Json, outer: Scope | null): { outputs: OutCol[]; exact: boolean };
   /** A data-modifying statement inside WITH: its RETURNING columns. */

@@ -8,7 +8,7 @@
  */
 import { parseChecked } from '../sql/parser.js';
 import { nodeType, type Json } from '../sql/walk.js';
-import { colKey, type CatalogSnapshot } from './catalog-snapshot.js';
+import { colKey, type CatalogSnapshot, type PathSpec } from './catalog-snapshot.js';
 import { arr, expr, Findings, str, UNATTRIBUTED, type Analyzer, type OutCol, type RangeEntry, type Scope, type Source } from './taint-expr.js';
 import { analyzeSelect, fromClause, relationColumns, withClause } from './taint-select.js';
 
@@ -35,8 +35,8 @@ export interface StatementTaint {
 }
 
 export interface TaintOptions {
-  /** The session's search_path, already parsed (parseSearchPath); default ("$user", public) for the target user. */
-  searchPath: readonly string[];
+  /** The session's search_path, parsed (parseSearchPath); several candidates, or null when unknown (see PathSpec). */
+  searchPath: PathSpec;
 }
 
 /** DDL that touches a table without copying, exposing or renaming its data. */
@@ -49,7 +49,7 @@ const NO_DATA = new Set([
 
 class Run implements Analyzer {
   readonly f = new Findings();
-  constructor(readonly cat: CatalogSnapshot, readonly searchPath: readonly string[]) {}
+  constructor(readonly cat: CatalogSnapshot, readonly searchPath: PathSpec) {}
   select(stmt: Json, outer: Scope | null) {
     return analyzeSelect(this, stmt, outer);
   }

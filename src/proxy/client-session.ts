@@ -253,7 +253,8 @@ export class ClientSession {
     if (check.endsAt !== null) this.endAtExpiry(check.endsAt, check.expiresAt ?? check.endsAt);
     // Policy is bound before connecting: its limits become the upstream session's defaults.
     // Policy matches the bare address: `::1:5555` would be ambiguous for IPv6.
-    const gate = this.ctx.createGate({ identity: check.identity, target: target.name, applicationName: this.applicationName, clientAddr: this.socket.remoteAddress ?? '' });
+    const startupSearchPath = Object.entries(this.upstreamParams).find(([k]) => k.toLowerCase() === 'search_path')?.[1] ?? null;
+    const gate = this.ctx.createGate({ identity: check.identity, target: target.name, applicationName: this.applicationName, clientAddr: this.socket.remoteAddress ?? '', startupSearchPath });
     this.upstreamParams = withSessionDefaults(this.upstreamParams, gate.sessionDefaults);
     await this.connect(target, sessionId, gate);
   }

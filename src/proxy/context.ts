@@ -40,6 +40,8 @@ export interface SessionInfo {
   target: string;
   applicationName: string | null;
   clientAddr: string;
+  /** search_path from the client's startup packet (masking resolves unqualified names with it); null: none. */
+  startupSearchPath?: string | null;
 }
 
 /** What a session needs of the approval queue. */

@@ -8,7 +8,7 @@ export interface PreparedEntry {
   /** Bind parameter values as text (binary ones as \x hex), set on portals. */
   params?: readonly (string | null)[];
   /** Policy sent it to review: each Bind of it waits for an operator. */
-  review?: { approvalTimeoutMs: number | null; policyMessage: string };
+  review?: { approvalTimeoutMs: number | null; policyMessage: string; maskedColumns: string[] };
 }
 
 /**

@@ -11,6 +11,7 @@ import { approvalRequest, holdPolicy, KEEPALIVE_MS, RecentStatements, refusedReq
 import type { StatementGate } from './statement-gate.js';
 import type { PinnedSettings } from './pinned-settings.js';
 import { sendCancel, type UpstreamSession, type UpstreamTarget } from './upstream.js';
+import { MaskResults } from './mask-results.js';
 
 /** Client frames held until their audit records are committed; they leave in the order they came. */
 interface InboundBatch {
@@ -64,6 +65,12 @@ export class Relay {
   /** A statement waiting for an operator, with everything the client sent after it. */
   private held: { h: Held; rest: Buffer[]; id: string | null; keepAlive: NodeJS.Timeout | null; cancelled: boolean } | null = null;
   private readonly recent = new RecentStatements();
+  /** Results of a session masking applies to (null: none, and server frames pass untouched). */
+  private readonly masks: MaskResults | null = null;
+  /** Server frames held while a mask plan waits for a catalog reload (kept in order). */
+  private maskWait: Buffer[] | null = null;
+  /** Masking could not be prepared: the session ends with this at the client's first message. */
+  private refusedAtStart: Omit<PgError, 'severity'> | null = null;
 
   constructor(
     private readonly client: net.Socket,
@@ -86,10 +93,32 @@ export class Relay {
     server.on('close', () => this.onServerGone());
     server.on('error', () => { /* 'close' follows */ });
     server.on('drain', this.onServerDrain);
+    const masking = opts.gate.masking;
+    if (masking?.active) {
+      masking.engaged = true;
+      this.masks = new MaskResults(masking);
+      this.loop.masks = this.masks;
+    }
     if (upstream.leftover.length > 0) this.fromServer(upstream.leftover);
-    if (opts.early.length > 0) this.fromClient(opts.early);
     server.resume();
-    client.resume();
+    const begin = () => {
+      if (opts.early.length > 0) this.fromClient(opts.early);
+      client.resume();
+    };
+    if (!masking?.active) {
+      begin();
+      return;
+    }
+    // No statement is decided before the catalog is loaded: a session masking applies to is refused rather than
+    // unmasked. The refusal answers the client's first message, so drivers report it as that statement's error.
+    masking.prepare().then(begin, (err: Error) => {
+      this.refusedAtStart = {
+        code: SqlState.CannotConnectNow,
+        message: `Sluice cannot load the column catalog of target "${opts.target.name}", which the masking rules of this session need: ${err.message}`,
+        hint: 'The session was refused so that no column is returned unmasked; retry later, or ask the operator to check the target connection and the masking key.',
+      };
+      begin();
+    });
   }
 
   shutdown(message: string): void {
@@ -112,6 +141,7 @@ export class Relay {
 
   private fromClient(frames: Buffer[], resume?: Resume, receivedAt?: number): void {
     if (this.closed) return;
+    if (this.refusedAtStart) return this.fatalToClient(this.refusedAtStart, `refused: ${this.refusedAtStart.message}`);
     // While a statement waits for an operator the client is paused; what it had already sent waits behind it.
     if (this.held && !resume) return void this.held.rest.push(...frames);
     const r = this.loop.onClientFrames(frames, Date.now(), resume, receivedAt);
@@ -225,12 +255,33 @@ export class Relay {
 
   private fromServer(frames: Buffer[]): void {
     if (this.closed) return;
+    if (this.maskWait) return void this.maskWait.push(...frames);
+    const masks = this.masks;
     // Frames pass as the same bytes unless a refusal's answer is in flight (rare): then the tracker filters them;
     // or a row limit cut a result: then the rest of its cycle is withheld (`visible` holds what the client gets).
     const filtered = this.tracker.active;
-    let visible: Buffer[] | null = null;
+    let visible: Buffer[] | null = masks ? [] : null;
     for (let i = 0; i < frames.length; i++) {
-      const f = frames[i]!;
+      let f = frames[i]!;
+      if (masks !== null) {
+        const m = masks.onFrame(f);
+        if (m.kind === 'wait') {
+          this.waitForCatalog(m.ready, frames.slice(i));
+          break;
+        }
+        if (m.kind === 'drop') continue;
+        if (m.kind === 'refuse') {
+          // While a cut result is withheld, a later refusal in the same cycle has nothing left to replace.
+          const v = this.rows.cutting ? 'drop' : this.rows.refuse(m.error);
+          if (v !== 'pass' && v !== 'drop') {
+            visible!.push(v.error);
+            this.completions.cut(v.fields);
+            this.cancelCutResult();
+          }
+          continue;
+        }
+        f = m.frame;
+      }
       const code = f[0];
       if (code !== Backend.ErrorResponse) this.completions.onFrame(f);
       if (code === PARSE_COMPLETE || code === BIND_COMPLETE || code === CLOSE_COMPLETE) {
@@ -262,11 +313,25 @@ export class Relay {
       }
     }
     const shown = visible ?? frames;
-    const out = filtered ? shown.flatMap((f) => this.tracker.onFrame(f)) : shown;
+    const each = filtered ? shown.flatMap((f) => this.tracker.onFrame(f)) : shown;
+    // Rewritten rows are separate buffers: one write for the chunk, not one per row.
+    const out = masks !== null && each.length > 1 ? [Buffer.concat(each)] : each;
     if (out.length > 0 && !writeFrames(this.client, out)) {
       this.serverPausedForClient = true;
       this.upstream.socket.pause();
     }
+  }
+
+  /** A RowDescription names a table the catalog snapshot does not know: reload it before planning (frames wait). */
+  private waitForCatalog(ready: Promise<unknown>, rest: Buffer[]): void {
+    this.maskWait = rest;
+    this.upstream.socket.pause();
+    void ready.catch(() => undefined).then(() => {
+      const held = this.maskWait ?? [];
+      this.maskWait = null;
+      if (!this.serverPausedForClient) this.upstream.socket.resume();
+      this.fromServer(held);
+    });
   }
 
   /**

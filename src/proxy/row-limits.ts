@@ -85,6 +85,15 @@ export class RowLimiter {
     return 'pass';
   }
 
+  /**
+   * Another part of Sluice refuses the running result (masking: a derived value its rule denies, a row it cannot
+   * rewrite): `fields` goes in place of the current frame and the rest of the cycle is withheld, as for a limit.
+   */
+  refuse(fields: PgError): RowVerdict {
+    this.cut = true;
+    return { error: errorResponse(fields), fields };
+  }
+
   private trip(max: number, scope: 'statement' | 'session', rule: string | undefined): RowVerdict {
     this.cut = true;
     const by = rule ? ` of rule "${rule}"` : '';

@@ -2,6 +2,8 @@ import type { ClassifiedStatement, ClassifyResult } from '../sql/types.js';
 import type { Refusal } from './refusal.js';
 import type { RowLimits } from './row-limits.js';
 import type { SessionInfo } from './context.js';
+import type { MaskDecision, MaskSession } from './mask-session.js';
+import type { StatementTaint } from '../masking/index.js';
 
 export type DecisionKind = 'allow' | 'deny' | 'review';
 
@@ -26,8 +28,8 @@ export interface GateAudit {
 }
 
 export type GateVerdict =
-  | { allowed: true; audit: GateAudit; statements: readonly ClassifiedStatement[] }
-  | { allowed: false; audit: GateAudit; refusal: Refusal; approvalTimeoutMs?: number | null };
+  | { allowed: true; audit: GateAudit; statements: readonly ClassifiedStatement[]; mask?: MaskDecision }
+  | { allowed: false; audit: GateAudit; refusal: Refusal; approvalTimeoutMs?: number | null; maskedColumns?: string[] };
 
 export interface GateDeps {
   classify(text: string): ClassifyResult;
@@ -45,6 +47,8 @@ export interface GateDeps {
   session?: SessionInfo;
   /** The row limits in force now (policy may change while the session runs). */
   rowLimits?(): RowLimits;
+  /** Column masking of this session (absent: nothing is masked). */
+  masking?: MaskSession;
 }
 
 const NO_ROW_LIMITS: RowLimits = { maxRowsPerStatement: null, maxRowsPerSession: null, from: {} };
@@ -78,6 +82,10 @@ export class StatementGate {
     return this.deps.session;
   }
 
+  get masking(): MaskSession | undefined {
+    return this.deps.masking;
+  }
+
   rowLimits(): RowLimits {
     return this.deps.rowLimits?.() ?? NO_ROW_LIMITS;
   }
@@ -102,6 +110,7 @@ export class StatementGate {
    * one that succeeded: its FETCH is then refused, which is the safe side).
    */
   onReady(status: number): void {
+    if (this.deps.masking?.engaged) this.deps.masking.onReady(status);
     if (this.errorSinceReady) {
       for (const c of this.unconfirmed) this.forgetCursor(c);
       for (const p of this.unconfirmedPrepared) this.prepared.delete(p);
@@ -117,6 +126,7 @@ export class StatementGate {
 
   onServerError(): void {
     this.errorSinceReady = true;
+    if (this.deps.masking?.engaged) this.deps.masking.onServerError();
   }
 
   private forgetCursor(name: string): void {
@@ -176,6 +186,8 @@ export class StatementGate {
       staged.has(name) ? staged.get(name) ?? undefined : kept.get(name);
     const effective: ClassifiedStatement[] = [];
     const holds: string[] = [];
+    /** The text of what each EXECUTE / FETCH runs, for masking. */
+    const innerText = new Map<ClassifiedStatement, string>();
     for (const s of c.statements) {
       // EXECUTE and FETCH are decided both as themselves (their arguments may call functions) and as what they run;
       // marked resolved (wrapper field removed) so policy does not treat them as unresolved.
@@ -183,11 +195,13 @@ export class StatementGate {
       if (s.execute) {
         const inner = lookup(prepared, this.prepared, s.execute.name);
         if (!inner) return refuse(unknown('26000', `prepared statement "${s.execute.name}"`), c.statements, [], tags, 'deny', 'unattributable');
+        innerText.set(s, inner[0]!.text);
         effective.push(...inner);
       }
       if (s.fetch) {
         const inner = lookup(cursors, this.cursors, s.fetch.cursor);
         if (!inner) return refuse(unknown('34000', `cursor "${s.fetch.cursor}"`), c.statements, [], tags, 'deny', 'unattributable');
+        innerText.set(s, inner[0]!.text);
         effective.push(...inner);
       }
       // The server refuses PREPARE of a name that exists: what it then holds is no longer certain, so forget it.
@@ -198,7 +212,24 @@ export class StatementGate {
       if (s.close) forget(cursors, this.cursors, s.close.cursor);
     }
     const objects = objectsOf(effective);
-    const d = this.deps.decide(effective);
+    let d = this.deps.decide(effective);
+    let code = '42501';
+    let mask: MaskDecision | undefined;
+    const m = this.deps.masking;
+    if (m?.engaged) {
+      mask = m.decide(text, c.statements, (s) => innerText.get(s) ?? null);
+      // The most restrictive of policy and masking decides; a masking refusal names its rule.
+      if (RANK[mask.verdict] > RANK[d.decision]) {
+        d = { decision: mask.verdict, rule: mask.refusal!.rule, message: mask.refusal!.message, hint: mask.refusal!.hint, approvalTimeoutMs: null };
+        code = mask.refusal!.code;
+      }
+    } else if (m?.active) {
+      // Rules that now apply to a session that started without them: its results are not followed, so nothing runs.
+      d = {
+        decision: 'deny', rule: 'sluice:masking', message: 'statement refused: masking rules now apply to this session, which started without them',
+        hint: 'Reconnect: a new session applies the masking rules.',
+      };
+    }
     const audit: GateAudit = {
       classes: effective.map((s) => s.class), objects, decision: d.decision, rule: d.rule,
       reason: d.decision === 'allow' ? null : d.message, tags,
@@ -209,13 +240,15 @@ export class StatementGate {
         allowed: false,
         audit,
         refusal: {
-          code: '42501',
+          code,
           message: review ? `${d.message}: it needs an operator's approval` : d.message,
           hint: d.hint,
         },
         approvalTimeoutMs: d.approvalTimeoutMs ?? null,
+        ...(mask && mask.maskedColumns.length > 0 ? { maskedColumns: mask.maskedColumns } : {}),
       };
     }
+    if (m?.engaged) m.onAllowed(c.statements, parseName === null);
     apply(prepared, this.prepared);
     apply(cursors, this.cursors);
     for (const [name, stmts] of prepared) if (stmts) this.unconfirmedPrepared.push(name);
@@ -224,9 +257,26 @@ export class StatementGate {
       else this.holdable.delete(name);
     }
     for (const h of holds) this.holdable.add(h);
-    return { allowed: true, audit, statements: effective };
+    return mask ? { allowed: true, audit, statements: effective, mask } : { allowed: true, audit, statements: effective };
+  }
+
+  /**
+   * The taint the result of one protocol statement is planned with, analysed now (search_path may have changed
+   * since its Parse, and the server re-resolves names when it does). Null: unknown, plan conservatively.
+   */
+  resultTaint(text: string): StatementTaint | null {
+    const m = this.deps.masking;
+    if (!m?.engaged) return null;
+    const c = this.deps.classify(text);
+    if (!c.ok || c.statements.length !== 1) return null;
+    return m.resultTaint(text, c.statements[0], (s) => {
+      const inner = s.execute ? this.prepared.get(s.execute.name) : s.fetch ? this.cursors.get(s.fetch.cursor) : undefined;
+      return inner?.[0]?.text ?? null;
+    });
   }
 }
+
+const RANK = { allow: 0, review: 1, deny: 2 } as const;
 
 function resolvedWrapper(s: ClassifiedStatement): ClassifiedStatement {
   const { execute: _e, fetch: _f, ...rest } = s;

@@ -4,6 +4,7 @@ import type { PgError } from '../protocol/messages.js';
 import { ExtendedState, type PreparedEntry, type Undo } from './extended-state.js';
 import { refusalExtended, refusalQuery, type Refusal, type ResponseTracker } from './refusal.js';
 import { StatementGate, type GateAudit, type GateVerdict } from './statement-gate.js';
+import { describePortal, type MaskResults } from './mask-results.js';
 
 /** What the server will answer, in forwarding order; `record` indexes `records` (its id is known after commit). */
 export type PendingAnswer = { kind: 'query' | 'execute'; record: number } | { kind: 'cycle' };
@@ -35,6 +36,8 @@ export interface Held {
   params: (string | null)[] | null;
   approvalTimeoutMs: number | null;
   receivedAt: number;
+  /** Masked columns the statement reads (shown to the operator). */
+  maskedColumns: string[];
 }
 
 /** How a held statement's wait ended: it runs (`note` goes into its audit record) or is refused with `refusal`. */
@@ -64,6 +67,8 @@ export class StatementLoop {
    */
   private readonly awaiting: Awaiting[] = [];
   private awaitingHead = 0;
+  /** Set in a session masking applies to: results are followed from what is forwarded here (mask-results.ts). */
+  masks: MaskResults | null = null;
 
   constructor(
     private readonly gate: StatementGate,
@@ -137,6 +142,7 @@ export class StatementLoop {
         if (code === Frontend.Sync) {
           this.discarding = false;
           this.tracker.expectClient();
+          this.masks?.cycle();
           answers.push({ kind: 'cycle' });
           out.push(f);
         } else if (code === Frontend.Terminate) {
@@ -154,10 +160,12 @@ export class StatementLoop {
           rec('simple', null, text ?? f.toString('utf8', 5, f.length - 1), v.audit, at);
           if (v.allowed) {
             this.tracker.expectClient();
+            this.masks?.query(v.mask?.results ?? null);
             answers.push({ kind: 'query', record: records.length - 1 });
             out.push(f);
           } else {
             this.tracker.refusedQuery(v.refusal);
+            this.masks?.cycle();
             answers.push({ kind: 'cycle' });
             out.push(refusalQuery(v.refusal));
           }
@@ -174,7 +182,7 @@ export class StatementLoop {
             // with its parameters, so an approval covers one execution with exactly those values.
             const a = this.gate.parse(p.name, text, true);
             if (a.allowed) {
-              review = { approvalTimeoutMs: v.approvalTimeoutMs ?? null, policyMessage: v.refusal.message };
+              review = { approvalTimeoutMs: v.approvalTimeoutMs ?? null, policyMessage: v.refusal.message, maskedColumns: v.maskedColumns ?? [] };
               v = { ...a, audit: { ...a.audit, reason: 'sent to review: each execution waits for an operator' } };
             }
           }
@@ -218,7 +226,7 @@ export class StatementLoop {
             else {
               return done(false, {
                 frames: frames.slice(i), protocol: 'bind', name: b.statement, text: entry.text, audit: entry.audit!, params: b.params,
-                approvalTimeoutMs: entry.review.approvalTimeoutMs, receivedAt: now,
+                approvalTimeoutMs: entry.review.approvalTimeoutMs, receivedAt: now, maskedColumns: entry.review.maskedColumns,
               });
             }
           }
@@ -233,6 +241,11 @@ export class StatementLoop {
           const params = e.entry.params;
           if (params && params.length > 0) records[records.length - 1]!.params = this.gate.redactParams ? params.map(() => '<redacted>') : params;
           answers.push({ kind: 'execute', record: records.length - 1 });
+          if (this.masks) {
+            // Sluice's own Describe right before the Execute: its reply (swallowed) plans exactly these rows.
+            out.push(describePortal(e.portal));
+            this.masks.own(this.gate.resultTaint(e.entry.text));
+          }
           out.push(f);
           break;
         }
@@ -246,10 +259,15 @@ export class StatementLoop {
         }
         case Frontend.Sync:
           this.tracker.expectClient();
+          this.masks?.cycle();
           answers.push({ kind: 'cycle' });
           out.push(f);
           break;
-        case Frontend.Describe: case Frontend.Flush:
+        case Frontend.Describe:
+          this.masks?.describe();
+          out.push(f);
+          break;
+        case Frontend.Flush:
         case Frontend.CopyData: case Frontend.CopyDone: case Frontend.CopyFail:
           out.push(f);
           break;
@@ -262,6 +280,7 @@ export class StatementLoop {
           rec('simple', null, `-- FunctionCall message (function OID ${f.length >= 9 ? f.readInt32BE(5) : '?'})`,
             { classes: [], objects: [], decision: 'deny', rule: 'protocol', reason: refusal.message, tags: null });
           this.tracker.refusedQuery(refusal);
+          this.masks?.cycle();
           answers.push({ kind: 'cycle' });
           out.push(refusalQuery(refusal));
           break;
@@ -287,6 +306,7 @@ function held(frames: readonly Buffer[], i: number, protocol: Held['protocol'], 
   return {
     frames: frames.slice(i), protocol, name, text, audit: v.audit, params,
     approvalTimeoutMs: v.allowed ? null : (v.approvalTimeoutMs ?? null), receivedAt: now,
+    maskedColumns: v.allowed ? v.mask?.maskedColumns ?? [] : v.maskedColumns ?? [],
   };
 }
 
