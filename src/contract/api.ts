@@ -7,6 +7,9 @@
  * This file must stay importable from a browser: zod and types only, no node:* and nothing else from src/.
  */
 import { z } from 'zod';
+import type { AccessReviewData, ChainStatus, ConnectInfo, SessionExport, TargetStatus, TryStatementResult } from './console.js';
+
+export type * from './console.js';
 
 /** Bumped when a change is not backwards compatible; the server says it in its hello. */
 export const CONTRACT_VERSION = 1;
@@ -265,6 +268,8 @@ export const REQUEST_SCHEMAS = {
     text: z.string().max(MAX_REQUEST_BYTES / 2),
     baseSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   }),
+  /** The problems putRules would report for this text, without saving (the editor's live validation). */
+  checkRules: z.strictObject({ text: z.string().max(MAX_REQUEST_BYTES / 2) }),
   listKeys: none,
   addKey: z.strictObject({
     name: name63,
@@ -275,6 +280,25 @@ export const REQUEST_SCHEMAS = {
   listIdentities: none,
   listTargets: none,
   getStats: none,
+  /** What the running policy decides for a statement, without running it (the rules editor's "try it"). */
+  tryStatement: z.strictObject({
+    identity: name63,
+    /** Default: the groups of the identity's agent key, else of its last login. */
+    groups: z.array(z.string().min(1).max(128)).max(64).optional(),
+    target: z.string().min(1).max(128),
+    sql: z.string().min(1, { error: 'type a statement' }).max(100_000),
+    applicationName: z.string().max(64).optional(),
+  }),
+  /** Logs in to each target (or one) with its credential: reachable, TLS offered, server version. */
+  checkTargets: z.strictObject({ name: z.string().min(1).max(128).optional() }),
+  exportSession: z.strictObject({ sessionId: z.number().int().min(1) }),
+  /** Walks the whole audit hash chain (it is one chain); says which session a break belongs to. */
+  verifyChain: none,
+  accessReview: z.strictObject({
+    unusedDays: z.number().int().min(1).max(3650).default(30),
+    since: millis.optional(),
+  }),
+  getConnectInfo: none,
 } as const satisfies Record<string, z.ZodType>;
 
 export type Method = keyof typeof REQUEST_SCHEMAS;
@@ -291,6 +315,7 @@ export interface Results {
   listStatements: StatementSummary[];
   getRules: RulesDocument;
   putRules: PutRulesResult;
+  checkRules: { problems: RuleProblem[] };
   listKeys: AgentKeySummary[];
   /** The secret is in this reply only; it is never stored or shown again. */
   addKey: { name: string; secret: string; expiresAt: number | null };
@@ -298,6 +323,12 @@ export interface Results {
   listIdentities: IdentitySummary[];
   listTargets: TargetSummary[];
   getStats: BrokerStats;
+  tryStatement: TryStatementResult;
+  checkTargets: TargetStatus[];
+  exportSession: SessionExport;
+  verifyChain: ChainStatus;
+  accessReview: AccessReviewData;
+  getConnectInfo: ConnectInfo;
 }
 // Fails to compile when a method has no result type or a result has no method.
 const resultsComplete: [Exclude<Method, keyof Results>, Exclude<keyof Results, Method>] extends [never, never] ? true : never = true;
@@ -317,6 +348,9 @@ export type SluiceEvent =
       statement: {
         id: number;
         sessionId: number;
+        /** Of the session, so a feed can filter without looking sessions up. */
+        identity: string;
+        target: string;
         receivedAt: number;
         protocol: 'simple' | 'parse' | 'execute';
         /** Cut at 4,000 characters for the feed; listStatements has the whole text. */
@@ -327,6 +361,12 @@ export type SluiceEvent =
         classes: string[];
         objects: string[];
       };
+    }
+  /** How a forwarded statement ended (the feed's duration and rows). */
+  | {
+      type: 'statement_completed';
+      at: number;
+      result: { statementId: number; sessionId: number; durationMs: number; rows: number | null; errorCode: string | null };
     }
   | { type: 'approval_requested'; at: number; approval: PendingApproval }
   /** Something arrived after the request (the impact estimate). */

@@ -62,14 +62,33 @@ export function readRulesText(path: string): string {
 
 /** Validates and writes `rulesText` into the config file at `path`; `apply` makes the broker load it now. */
 export function putRules(path: string, rulesText: string, baseSha256: string | undefined, apply: () => void): Omit<Extract<PutRulesResult, { applied: true }>, 'policyVersion'> | Extract<PutRulesResult, { applied: false }> {
-  const problems = checkRulesText(rulesText);
-  if (problems.length > 0) return { applied: false, problems };
   const real = realpathSync(path);
   const fileText = readFileSync(real, 'utf8');
-  const { rules: current, rest } = splitRules(fileText);
+  const { rules: current } = splitRules(fileText);
   if (baseSha256 !== undefined && baseSha256 !== sha256(current)) {
+    const problems = checkRulesText(rulesText);
+    if (problems.length > 0) return { applied: false, problems };
     throw new ContractError('conflict', 'the rules changed since you read them; reload them and apply your edit again');
   }
+  const checked = validateRules(fileText, rulesText, path);
+  if (!checked.ok) return { applied: false, problems: checked.problems };
+  writeAtomically(real, checked.nextText);
+  apply();
+  return { applied: true, sha256: sha256(splitRules(checked.nextText).rules) };
+}
+
+/** What putRules would refuse, without writing anything (the editor's live validation). */
+export function checkRules(path: string | null, rulesText: string): RuleProblem[] {
+  if (path === null) return checkRulesText(rulesText);
+  const checked = validateRules(readFileSync(realpathSync(path), 'utf8'), rulesText, path);
+  return checked.ok ? [] : checked.problems;
+}
+
+/** The config file with `rulesText` in place of its rules, validated by the config loader as a whole. */
+function validateRules(fileText: string, rulesText: string, path: string): { ok: true; nextText: string } | { ok: false; problems: RuleProblem[] } {
+  const problems = checkRulesText(rulesText);
+  if (problems.length > 0) return { ok: false, problems };
+  const { rest } = splitRules(fileText);
   const head = withNewline(rest);
   const offset = head.length === 0 ? 0 : head.split('\n').length - 1;
   const nextText = head + withNewline(rulesText);
@@ -78,16 +97,14 @@ export function putRules(path: string, rulesText: string, baseSha256: string | u
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     return {
-      applied: false,
+      ok: false,
       problems: err.problems.map((p) =>
         p.line > offset
           ? { line: p.line - offset, column: p.column, key: p.key, reason: p.reason }
           : { line: 0, column: 0, key: p.key, reason: `elsewhere in the config file (line ${p.line}): ${p.reason}` }),
     };
   }
-  writeAtomically(real, nextText);
-  apply();
-  return { applied: true, sha256: sha256(splitRules(nextText).rules) };
+  return { ok: true, nextText };
 }
 
 /** Problems the rules text has on its own (YAML syntax, keys that are not rules); lines are the text's own. */

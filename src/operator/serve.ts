@@ -27,9 +27,12 @@ export interface RunningOperatorApi extends OperatorServer {
 
 export async function startOperatorApi(
   broker: { contract: ContractHandlers; events: EventBus },
-  opts: { port: number; dataDir: string; log?: (level: 'info' | 'warn' | 'error', msg: string) => void },
+  opts: { port: number; dataDir: string; log?: (level: 'info' | 'warn' | 'error', msg: string) => void; uiRoot?: string | null },
 ): Promise<RunningOperatorApi> {
-  const server = await startOperatorServer({ handlers: broker.contract, events: broker.events, port: opts.port, ...(opts.log ? { log: opts.log } : {}) });
+  const server = await startOperatorServer({
+    handlers: broker.contract, events: broker.events, port: opts.port,
+    ...(opts.log ? { log: opts.log } : {}), ...(opts.uiRoot !== undefined ? { uiRoot: opts.uiRoot } : {}),
+  });
   const file = join(opts.dataDir, OPERATOR_FILE);
   const info: OperatorInfo = { port: server.port, token: server.token, url: server.url, pid: process.pid };
   try {

@@ -12,8 +12,9 @@ import type { AgentKeyStore } from '../identity/agent-keys.js';
 import { ApprovalAuditError, type ApprovalQueue } from '../approvals/queue.js';
 import { ContractError } from './errors.js';
 import { listSessions, listStatements } from './queries.js';
-import { putRules, readRulesText, RULE_SECTIONS, rulesJsonSchema, sha256 } from './rules.js';
+import { checkRules, putRules, readRulesText, RULE_SECTIONS, rulesJsonSchema, sha256 } from './rules.js';
 import type { AuditTap } from './tap.js';
+import { createConsoleHandlers, type ConsoleDeps } from './console-service.js';
 
 /** Who is calling, as recorded with every decision. */
 export interface Caller {
@@ -36,6 +37,12 @@ export interface ServiceDeps {
   reloadConfig: () => boolean;
   connectionCount: () => number;
   startedAt: number;
+  /** For the console's "try it", target status and connect help (console-service.ts). */
+  rules: ConsoleDeps['rules'];
+  openSide: ConsoleDeps['openSide'];
+  listenAddress: ConsoleDeps['listenAddress'];
+  demo: boolean;
+  maskSession?: ConsoleDeps['maskSession'];
 }
 
 /** The operator recorded for a transport: the OS account Sluice runs as (only it can read the token file). */
@@ -51,6 +58,7 @@ export function operatorFor(via: string): Caller {
 
 export function createContractService(deps: ServiceDeps): ContractHandlers {
   return {
+    ...createConsoleHandlers({ ...deps, openSessions: deps.tap.openSessions }),
     listApprovals: () => deps.approvals.list(),
     decide: (a, caller) => {
       try {
@@ -81,6 +89,7 @@ export function createContractService(deps: ServiceDeps): ContractHandlers {
       });
       return result.applied ? { ...result, policyVersion: deps.policy().version } : result;
     },
+    checkRules: (a) => ({ problems: checkRules(deps.configPath, a.text) }),
     listKeys: () => deps.keys.list(),
     addKey: (a) => {
       try {

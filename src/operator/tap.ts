@@ -6,6 +6,8 @@ import type { EventBus } from './event-bus.js';
 export type ProxyAudit = Pick<AuditLog, 'openSession' | 'endSession' | 'record' | 'complete' | 'event'>;
 
 const FEED_TEXT_LIMIT = 4000;
+/** Forwarded statements whose completion is still to come; bounded so a statement that never completes cannot leak. */
+const MAX_AWAITING_COMPLETION = 20_000;
 
 export interface AuditTap {
   /** Hand this to the proxy instead of the audit log: same writes, plus contract events. */
@@ -22,17 +24,24 @@ export interface AuditTap {
  */
 export function tapAudit(audit: AuditLog, bus: EventBus, onSessionEnd: (sessionId: number, reason: string) => void): AuditTap {
   const openSessions = new Map<number, string>();
+  const sessionInfo = new Map<number, { identity: string; target: string }>();
+  const awaiting = new Map<number, number>();
   const counts = { allow: 0, deny: 0, review: 0 };
   const emitDecided = (records: StatementRecord[], ids: readonly number[]) => {
     const at = Date.now();
     records.forEach((r, i) => {
       if (r.decision) counts[r.decision]++;
       if (!bus.active) return;
+      const who = sessionInfo.get(r.sessionId) ?? { identity: '?', target: '?' };
+      if (r.decision !== 'deny') {
+        if (awaiting.size >= MAX_AWAITING_COMPLETION) awaiting.delete(awaiting.keys().next().value!);
+        awaiting.set(ids[i]!, r.sessionId);
+      }
       const event: SluiceEvent = {
         type: 'statement_decided',
         at,
         statement: {
-          id: ids[i]!, sessionId: r.sessionId, receivedAt: r.receivedAt, protocol: r.protocol,
+          id: ids[i]!, sessionId: r.sessionId, identity: who.identity, target: who.target, receivedAt: r.receivedAt, protocol: r.protocol,
           text: r.text.length > FEED_TEXT_LIMIT ? `${r.text.slice(0, FEED_TEXT_LIMIT)}…` : r.text,
           decision: r.decision ?? null, rule: r.rule ?? null, reason: r.reason ?? null,
           classes: [...(r.classes ?? [])], objects: [...(r.objects ?? [])],
@@ -45,6 +54,7 @@ export function tapAudit(audit: AuditLog, bus: EventBus, onSessionEnd: (sessionI
     openSession(s) {
       const id = audit.openSession(s);
       openSessions.set(id, s.target);
+      sessionInfo.set(id, { identity: s.identity, target: s.target });
       bus.emit({ type: 'session_opened', at: Date.now(), session: { id, ...s } });
       return id;
     },
@@ -52,6 +62,7 @@ export function tapAudit(audit: AuditLog, bus: EventBus, onSessionEnd: (sessionI
       audit.endSession(id, reason);
       // A held statement of a session that ended can never be answered: its approval is void.
       onSessionEnd(id, reason);
+      sessionInfo.delete(id);
       if (openSessions.delete(id)) bus.emit({ type: 'session_closed', at: Date.now(), sessionId: id, reason });
     },
     record(records, done: RecordDone) {
@@ -64,7 +75,17 @@ export function tapAudit(audit: AuditLog, bus: EventBus, onSessionEnd: (sessionI
         }
       });
     },
-    complete: (statementId, result, done) => audit.complete(statementId, result, done),
+    complete(statementId, result, done) {
+      audit.complete(statementId, result, done);
+      const sessionId = awaiting.get(statementId);
+      if (sessionId === undefined) return;
+      awaiting.delete(statementId);
+      if (!bus.active) return;
+      bus.emit({
+        type: 'statement_completed', at: Date.now(),
+        result: { statementId, sessionId, durationMs: result.durationMs, rows: result.rows ?? null, errorCode: result.errorCode ?? null },
+      });
+    },
     event: (kind, sessionId, detail) => audit.event(kind, sessionId, detail),
   };
   return { audit: tapped, openSessions, counts };

@@ -17,6 +17,7 @@ import {
 import { ContractError } from './errors.js';
 import type { EventBus } from './event-bus.js';
 import { dispatch, operatorFor, type ContractHandlers } from './service.js';
+import { defaultUiRoot, loadUiFiles, serveUi } from './static-ui.js';
 
 export interface OperatorServerOptions {
   handlers: ContractHandlers;
@@ -29,6 +30,8 @@ export interface OperatorServerOptions {
   maxClients?: number;
   /** A client whose unsent events exceed this is disconnected rather than buffered without bound. */
   maxBufferedBytes?: number;
+  /** Directory of the built console (default dist/renderer); null serves no UI. */
+  uiRoot?: string | null;
 }
 
 export interface OperatorServer {
@@ -38,6 +41,10 @@ export interface OperatorServer {
   url: string;
   /** The one browser origin allowed: http://127.0.0.1:PORT */
   origin: string;
+  /** The console with the token in the fragment (http://127.0.0.1:PORT/#token=...): browsers never send a fragment. */
+  consoleUrl: string;
+  /** False when there is no console build to serve (the API works without it). */
+  uiAvailable: boolean;
   clientCount(): number;
   close(): Promise<void>;
 }
@@ -53,11 +60,9 @@ export async function startOperatorServer(opts: OperatorServerOptions): Promise<
   let flushScheduled = false;
   let port = 0;
 
-  const http = createServer((_req, res) => {
-    // The UI is served here later (issue 7); until then only the WebSocket endpoint exists.
-    res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' });
-    res.end('not found\n');
-  });
+  const ui = opts.uiRoot === null ? null : loadUiFiles(opts.uiRoot ?? defaultUiRoot());
+  // The console is served from the same origin as the WebSocket: the one origin checkHandshake accepts.
+  const http = createServer((req, res) => serveUi(ui, port, req, res));
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_REQUEST_BYTES,
@@ -154,6 +159,8 @@ export async function startOperatorServer(opts: OperatorServerOptions): Promise<
     token,
     url: `ws://${HOST}:${port}${WS_PATH}`,
     origin: `http://${HOST}:${port}`,
+    consoleUrl: `http://${HOST}:${port}/#token=${token}`,
+    uiAvailable: ui !== null,
     clientCount: () => clients.size,
     close() {
       closing ??= new Promise<void>((resolve) => {

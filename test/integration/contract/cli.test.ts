@@ -132,13 +132,21 @@ describe('sluice serve (in process) opens the operator API', () => {
     try {
       await until(() => out.some((l) => l.startsWith('operator API: ')));
       const line = out.find((l) => l.startsWith('operator API: '))!;
-      const m = /^operator API: (ws:\/\/127\.0\.0\.1:(\d+)\/api)  token: (\S+)/.exec(line);
+      const m = /^operator API: (ws:\/\/127\.0\.0\.1:(\d+)\/api)  /.exec(line);
       expect(m).not.toBeNull();
       expect(Number(m![2])).not.toBe(busy);
       expect(err.join('\n')).toMatch(new RegExp(`ui.port ${busy} is in use`));
       const file = join(dir, 'data', 'operator.json');
-      expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ url: m![1], token: m![3] });
-      expect(out.filter((l) => l.includes(m![3]!))).toHaveLength(1);
+      // The token is printed once: in the console URL's fragment when the console is built, else on the API line.
+      const console = out.find((l) => l.startsWith('operator console: http'));
+      const token = console
+        ? /^operator console: http:\/\/127\.0\.0\.1:(\d+)\/#token=([A-Za-z0-9_-]+)\n/.exec(console)
+        : /token: (\S+)/.exec(line);
+      expect(token).not.toBeNull();
+      if (console) expect(token![1]).toBe(m![2]);
+      const printed = token![token!.length - 1]!;
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ url: m![1], token: printed });
+      expect(out.filter((l) => l.includes(printed))).toHaveLength(1);
       expect(await run('approvals', '--config', cfg)).toMatchObject({ code: 0, out: 'no statements are waiting for approval' });
       process.kill(process.pid, 'SIGTERM');
       expect(await serving).toBe(0);

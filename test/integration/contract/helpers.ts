@@ -31,7 +31,7 @@ export const CONFIG_POLICY = `policy:
 `;
 
 /** `pg` may be omitted when no client connects through the proxy (the target then points nowhere). */
-export async function serveSluice(pg?: PgCluster): Promise<ServedSluice> {
+export async function serveSluice(pg?: PgCluster, opts: { uiRoot?: string | null } = {}): Promise<ServedSluice> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-serve-'));
   const configFile = join(dir, 'sluice.yaml');
   writeFileSync(configFile, `# test config
@@ -53,7 +53,10 @@ ${CONFIG_POLICY}`);
   const env = { ...process.env, APP_PG_PASSWORD: pg?.roles.app.password ?? 'unused' };
   const broker = createBroker(config, { configPath: configFile, env, log: (level, msg) => logs.push(`${level}: ${msg}`) });
   const addr = await broker.listen();
-  const api = await startOperatorApi(broker, { port: config.ui.port, dataDir: config.dataDir, log: (level, msg) => logs.push(`${level}: ${msg}`) });
+  const api = await startOperatorApi(broker, {
+    port: config.ui.port, dataDir: config.dataDir, log: (level, msg) => logs.push(`${level}: ${msg}`),
+    ...(opts.uiRoot !== undefined ? { uiRoot: opts.uiRoot } : {}),
+  });
   const { secret } = broker.keys.add('agent', { groups: ['test'] });
   return {
     broker, api, dir, configFile, dataDir: config.dataDir, key: secret, logs, proxyPort: addr.port,
