@@ -17,6 +17,8 @@ import { loadParser } from './sql/parser.js';
 import { CancelRegistry } from './proxy/cancel-registry.js';
 import type { ProxyContext } from './proxy/context.js';
 import { ProxyListener } from './proxy/listener.js';
+import { MaskHub } from './proxy/mask-hub.js';
+import { SqlState } from './protocol/codes.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
 import { ApprovalQueue } from './approvals/queue.js';
 import { voidOrphanedApprovals } from './approvals/recovery.js';
@@ -34,6 +36,18 @@ export interface BrokerDeps {
   env?: NodeJS.ProcessEnv;
   /** The config file to watch: a valid edit of its policy applies to the next statement of every session. */
   configPath?: string;
+  /** Sluice runs the embedded demo database (the console's first-run help says so). */
+  demo?: boolean;
+  /**
+   * Where target passwords come from. Default: the config's env variable or file (`sluice serve`); the desktop
+   * shell injects one backed by the OS keychain (main/core/secret-vault.ts). The core never stores secrets itself.
+   */
+  secrets?: SecretProvider;
+}
+
+export interface SecretProvider {
+  /** The target's password, or undefined when it has none; throws TargetPasswordError when it cannot be had. */
+  targetPassword(target: TargetConfig): string | undefined;
 }
 
 export interface Broker {
@@ -56,7 +70,16 @@ export interface Broker {
   readonly events: EventBus;
   /** The contract implemented in process; transports call it through operator/service.ts `dispatch`. */
   readonly contract: ContractHandlers;
-  close(): Promise<void>;
+  /** True while new sessions are refused (pause()); open sessions are not affected. */
+  readonly paused: boolean;
+  /**
+   * Refuse new sessions (after their login is checked: FATAL 57P03 with a hint) until resume(); sessions already
+   * open carry on, and cancel requests still work. Both are audit events with the operator.
+   */
+  pause(operator: string): void;
+  resume(operator: string): void;
+  /** Stops everything; `reason` is recorded as the end of every open session. */
+  close(reason?: string): Promise<void>;
 }
 
 /** Wires the stores and the proxy together. The Electron shell and `sluice serve` both run this. */
@@ -79,23 +102,27 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
   const approvals = new ApprovalQueue({
     audit, emit: (e) => events.emit(e), onError: (m) => log('error', m),
     // The operator sees the rows a write would touch: EXPLAIN on a short-lived side connection (runs after listen()).
-    estimate: sideConnectionEstimator((name) => {
-      const t = targets.get(name);
-      if (!t) return Promise.reject(new Error(`unknown target "${name}"`));
-      return openSideConnection(t, resolveTargetPassword(byName.get(name)!, env), {
-        timeoutMs: config.limits.connectTimeoutMs, maxServerMessageBytes: config.limits.maxServerMessageBytes, queryTimeoutMs: 10_000,
-      });
-    }),
+    estimate: sideConnectionEstimator((name) => openSide(name)),
   });
   // Sessions and decided statements reach the UI from what the proxy records; an ended session voids its approvals.
+  const openSide = (name: string) => {
+    const t = targets.get(name);
+    if (!t) return Promise.reject(new Error(`unknown target "${name}"`));
+    return openSideConnection(t, secretOf(byName.get(name)!), {
+      timeoutMs: config.limits.connectTimeoutMs, maxServerMessageBytes: config.limits.maxServerMessageBytes, queryTimeoutMs: 10_000,
+    });
+  };
   const tap = tapAudit(audit, events, (id, reason) => approvals.endSession(id, reason));
 
   // The policy in force is part of the audit trail: every statement's rule name refers to a recorded version.
   let policy = config.policy ?? DEFAULT_POLICY;
   let policyText = JSON.stringify(policy, null, 2);
   let policyVersion = 1;
+  let masking = config.masking;
+  let listenAddress: { host: string; port: number } | null = null;
   audit.recordPolicyVersion(deps.configPath ?? null, policyText);
   const applyConfig = (next: SluiceConfig): void => {
+    masking = next.masking;
     const text = JSON.stringify(next.policy ?? DEFAULT_POLICY, null, 2);
     if (text === policyText) return;
     audit.recordPolicyVersion(deps.configPath ?? null, text);
@@ -113,6 +140,9 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
     })
     : null;
   const byName = new Map(config.targets.map((t) => [t.name, t] as const));
+  const secretOf = (t: TargetConfig) => (deps.secrets ? deps.secrets.targetPassword(t) : resolveTargetPassword(t, env));
+  /** The operator who paused new sessions; null: accepting. */
+  let pausedBy: string | null = null;
   const targets = new Map<string, UpstreamTarget>(config.targets.map((t) => [t.name, toUpstream(t)]));
   const ctx: ProxyContext = {
     limits: config.limits,
@@ -120,8 +150,16 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
       ? tls.createSecureContext({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), minVersion: 'TLSv1.2' })
       : undefined,
     targets,
-    resolvePassword: (t) => resolveTargetPassword(byName.get(t.name)!, env),
-    authenticate: (user, secret) => authenticator.authenticate(user, secret),
+    resolvePassword: (t) => secretOf(byName.get(t.name)!),
+    authenticate: async (user, secret) => {
+      const outcome = await authenticator.authenticate(user, secret);
+      // Checked after the login so that a paused Sluice tells only real callers that it is paused.
+      if (!outcome.ok || pausedBy === null) return outcome;
+      return {
+        ok: false, code: SqlState.CannotConnectNow, message: 'Sluice is paused: new sessions are refused for now',
+        hint: 'An operator paused Sluice; retry later. Sessions already open are not affected.', auditReason: `refused: Sluice paused by ${pausedBy}`,
+      };
+    },
     audit: tap.audit,
     cancels: new CancelRegistry(),
     approvals,
@@ -147,9 +185,12 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
         session,
         onInternalError: (err) => log('error', `statement refused after an internal error: ${err.stack ?? err.message}`),
         sessionDefaults: sessionDefaults(bound.limits),
+        masking: maskHub.session(session, targets.get(session.target)!),
       });
     },
   };
+  // Column masking: the section in force is read per statement, so an edit applies to the next one.
+  const maskHub = new MaskHub({ dataDir: config.dataDir, masking: () => masking, openSide: (name) => openSide(name), log });
   const listener = new ProxyListener(ctx);
   let closed = false;
   const contract = createContractService({
@@ -158,6 +199,10 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
     reloadConfig: () => { watcher?.check(); return !configBroken; },
     connectionCount: () => listener.connectionCount,
     startedAt: Date.now(),
+    rules: () => ({ policy, masking, version: policyVersion }),
+    openSide, listenAddress: () => listenAddress, demo: deps.demo ?? false,
+    // "Try it" previews masked columns with the same MaskSession a real session would get.
+    maskSession: (info) => { const t = targets.get(info.target); return t ? maskHub.session(info, t) : null; },
   });
 
   return {
@@ -165,7 +210,8 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
     async listen() {
       // PostgreSQL's parser (WASM) is loaded before the first client can send a statement.
       await loadParser();
-      return listener.listen(config.listen.host, config.listen.port);
+      listenAddress = await listener.listen(config.listen.host, config.listen.port);
+      return listenAddress;
     },
     connectionCount: () => listener.connectionCount,
     reloadConfig() {
@@ -173,12 +219,28 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
       return !configBroken;
     },
     policyVersion: () => policyVersion,
-    async close() {
+    get paused() {
+      return pausedBy !== null;
+    },
+    pause(operator) {
+      if (pausedBy !== null) return;
+      pausedBy = operator;
+      audit.event('broker_paused', null, { operator });
+      log('info', `paused by ${operator}: new sessions are refused`);
+    },
+    resume(operator) {
+      if (pausedBy === null) return;
+      pausedBy = null;
+      audit.event('broker_resumed', null, { operator });
+      log('info', `resumed by ${operator}: new sessions are accepted`);
+    },
+    async close(reason = 'Sluice is shutting down') {
       if (closed) return;
       closed = true;
       watcher?.close();
-      approvals.close('Sluice is shutting down');
-      await listener.close('Sluice is shutting down');
+      approvals.close(reason);
+      await listener.close(reason);
+      maskHub.close();
       audit.close();
       db.close();
     },

@@ -164,7 +164,7 @@ async function serve(argv: string[], out: Out): Promise<number> {
     config = demo.config;
     stopDemo = demo.stop;
   }
-  const broker = createBroker(config, path ? { configPath: path } : {});
+  const broker = createBroker(config, path ? { configPath: path } : { demo: true });
   let addr;
   try {
     addr = await broker.listen();
@@ -194,7 +194,14 @@ async function serve(argv: string[], out: Out): Promise<number> {
     throw new Error(`cannot start the operator API on 127.0.0.1:${config.ui.port} (ui.port): ${(err as Error).message}`);
   }
   // The token is printed here and stored in the 0600 discovery file, and nowhere else (never through the log).
-  out.log(`operator API: ${ops.url}  token: ${ops.token}\n  (for \`sluice approvals\`, also in ${ops.file}, readable by you only)`);
+  // The token appears in one line only: the console URL (in its fragment, which browsers never send), else the API line.
+  if (ops.uiAvailable) {
+    out.log(`operator console: ${ops.consoleUrl}\n  (open it in a browser on this machine)`);
+    out.log(`operator API: ${ops.url}  (same token; for \`sluice approvals\`, also in ${ops.file}, readable by you only)`);
+  } else {
+    out.log(`operator API: ${ops.url}  token: ${ops.token}\n  (for \`sluice approvals\`, also in ${ops.file}, readable by you only)`);
+    out.log('operator console: not built (run `npm run build`); the API works without it');
+  }
   await new Promise<void>((resolveStop) => {
     const stop = (sig: string) => { out.log(`\n${sig}: shutting down`); resolveStop(); };
     process.once('SIGINT', () => stop('SIGINT'));

@@ -25,7 +25,8 @@ export type AuthOutcome =
   }
   | {
     ok: false;
-    code: typeof SqlState.InvalidPassword | typeof SqlState.InvalidAuthorization;
+    /** CannotConnectNow: the broker refuses new sessions for now (paused by an operator). */
+    code: typeof SqlState.InvalidPassword | typeof SqlState.InvalidAuthorization | typeof SqlState.CannotConnectNow;
     message: string;
     hint: string;
     /** Recorded as the refused session's end reason. */

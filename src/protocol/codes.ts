@@ -68,6 +68,7 @@ export const SqlState = {
   InsufficientPrivilege: '42501',
   TooManyConnections: '53300',
   AdminShutdown: '57P01',
+  CannotConnectNow: '57P03',
   IoError: '58030',
   InvalidParameterValue: '22023',
   ProgramLimitExceeded: '54000',
