@@ -54,7 +54,7 @@ export class ExtendedState {
   /** Bind (as read by readBind): records the portal; `note` (how its review ended) goes into its Executes' record. */
   bind(b: { portal: string; statement: string; params: (string | null)[] }, note?: string): Undo {
     const entry = this.statements.get(b.statement) ?? { text: sqlPrepared(b.statement), audit: null };
-    const audit = note !== undefined && entry.audit ? { ...entry.audit, reason: note } : entry.audit;
+    const audit = note !== undefined && entry.audit ? { ...entry.audit, decision: 'allow' as const, reason: note } : entry.audit;
     return this.put(this.portals, b.portal, { text: entry.text, audit, params: b.params });
   }
 

@@ -83,20 +83,22 @@ export class StatementLoop {
    * review is held when an operator can be asked, or runs when its shape was approved for this session.
    */
   private review(v: GateVerdict, decided: Resume | undefined, approved: () => GateVerdict, text: string): GateVerdict | typeof HOLD {
-    // The record keeps the policy's decision (review); its reason says how the operator's part ended.
+    // The record says what happened to the statement (allow: it ran, deny: it was refused); its rule and reason say
+    // that policy sent it to review and how the operator's part ended (the approval events hold the rest).
     if (decided?.kind === 'refuse') {
       const policy = v.allowed ? null : v.refusal.message;
       const refusal = policy && decided.refusal.code === '42501' ? { ...decided.refusal, message: `${decided.refusal.message} (${policy})` } : decided.refusal;
       // As for every refusal, the recorded reason is what the client was told (the approval events say the rest).
-      return { allowed: false, audit: { ...v.audit, reason: refusal.message }, refusal };
+      return { allowed: false, audit: { ...v.audit, decision: 'deny', reason: refusal.message }, refusal };
     }
     if (decided?.kind === 'approve') {
-      return v.allowed && v.audit.decision === 'review' ? { ...v, audit: { ...v.audit, reason: decided.note } } : v;
+      return v.allowed && v.audit.decision === 'review' ? { ...v, audit: { ...v.audit, decision: 'allow', reason: decided.note } } : v;
     }
-    if (v.allowed || v.audit.decision !== 'review' || !this.hold.canHold) return v;
+    if (v.allowed || v.audit.decision !== 'review') return v;
+    if (!this.hold.canHold) return { ...v, audit: { ...v.audit, decision: 'deny' } };
     if (!this.hold.sessionAllows(text)) return HOLD;
     const a = approved();
-    return a.allowed ? { ...a, audit: { ...a.audit, reason: 'approved for this session by an operator earlier' } } : a;
+    return a.allowed ? { ...a, audit: { ...a.audit, decision: 'allow', reason: 'approved for this session by an operator earlier' } } : a;
   }
 
   /** A ParseComplete, BindComplete or CloseComplete from the server: the oldest awaiting message took effect. */
@@ -213,7 +215,7 @@ export class StatementLoop {
           if (entry?.review) {
             if (decided?.kind === 'refuse') {
               const refusal = decided.refusal.code === '42501' ? { ...decided.refusal, message: `${decided.refusal.message} (${entry.review.policyMessage})` } : decided.refusal;
-              rec('execute', b.portal, entry.text, { ...entry.audit!, reason: refusal.message }, at);
+              rec('execute', b.portal, entry.text, { ...entry.audit!, decision: 'deny', reason: refusal.message }, at);
               if (b.params.length > 0) records[records.length - 1]!.params = this.gate.redactParams ? b.params.map(() => '<redacted>') : b.params;
               this.tracker.refusedParse(refusal);
               out.push(refusalExtended(refusal));

@@ -57,8 +57,8 @@ describe('a review statement waits for an operator', () => {
     expect(await rows(1)).toBe(1);
     const rec = env.sluice.broker.db.prepare(`SELECT decision, reason FROM statements WHERE text = 'INSERT INTO t VALUES (1)' ORDER BY id`).all();
     expect(rec).toEqual([
-      { decision: 'review', reason: expect.stringContaining('approved once by alice') },
-      { decision: 'review', reason: expect.stringContaining('once is enough') },
+      { decision: 'allow', reason: expect.stringContaining('approved once by alice') },
+      { decision: 'deny', reason: expect.stringContaining('once is enough') },
     ]);
   });
 
@@ -97,8 +97,8 @@ describe('a review statement waits for an operator', () => {
     const rec = env.sluice.broker.db.prepare(`SELECT protocol, decision, reason, params FROM statements WHERE text = 'INSERT INTO t VALUES ($1)' AND session_id = (SELECT max(session_id) FROM statements) ORDER BY id`).all();
     expect(rec).toEqual([
       { protocol: 'parse', decision: 'review', reason: expect.stringContaining('each execution waits'), params: null },
-      { protocol: 'execute', decision: 'review', reason: expect.stringContaining('approved once by alice'), params: '["12"]' },
-      { protocol: 'execute', decision: 'review', reason: expect.stringContaining('one is enough'), params: '["13"]' },
+      { protocol: 'execute', decision: 'allow', reason: expect.stringContaining('approved once by alice'), params: '["12"]' },
+      { protocol: 'execute', decision: 'deny', reason: expect.stringContaining('one is enough'), params: '["13"]' },
     ]);
   });
 

@@ -94,7 +94,7 @@ describe('allow, review, deny by class', () => {
       c.destroy();
     }
     expect(await count(env, 't')).toBe(3);
-    expectAudit(env.sluice, sql, 'review', 'test-rules');
+    expectAudit(env.sluice, sql, 'deny', 'test-rules');
   });
 
   it('refuses a data-modifying CTE as a write', async () => {
