@@ -120,12 +120,17 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
   let policyVersion = 1;
   let masking = config.masking;
   let listenAddress: { host: string; port: number } | null = null;
-  audit.recordPolicyVersion(deps.configPath ?? null, policyText);
+  // A recorded version is the policy and the masking rules together: both decide what an agent gets.
+  const versionText = (p: unknown, m: unknown) => (m === undefined ? JSON.stringify(p, null, 2) : JSON.stringify({ policy: p, masking: m }, null, 2));
+  let recorded = versionText(policy, masking);
+  audit.recordPolicyVersion(deps.configPath ?? null, recorded);
   const applyConfig = (next: SluiceConfig): void => {
     masking = next.masking;
     const text = JSON.stringify(next.policy ?? DEFAULT_POLICY, null, 2);
-    if (text === policyText) return;
-    audit.recordPolicyVersion(deps.configPath ?? null, text);
+    const version = versionText(next.policy ?? DEFAULT_POLICY, next.masking);
+    if (version === recorded) return;
+    audit.recordPolicyVersion(deps.configPath ?? null, version);
+    recorded = version;
     policy = next.policy ?? DEFAULT_POLICY;
     policyText = text;
     policyVersion++;

@@ -78,4 +78,13 @@ describe('policy reload from the watched config file', () => {
     const versions = broker.db.prepare('SELECT text FROM policy_versions ORDER BY id').all() as { text: string }[];
     expect(versions.map((v) => JSON.parse(v.text).rules[0].name)).toEqual(['readers', 'nobody-reads', 'readers']);
   });
+
+  it('records a masking-only edit as a new version too (policy and masking rules together)', async () => {
+    const before = broker.policyVersion();
+    writeConfig([...readers, 'masking:', '  rules:', '    - { name: secrets, columns: [public.t.secret], method: redact }']);
+    expect(broker.reloadConfig()).toBe(true);
+    expect(broker.policyVersion()).toBe(before + 1);
+    const last = broker.db.prepare('SELECT text FROM policy_versions ORDER BY id DESC LIMIT 1').get() as { text: string };
+    expect(JSON.parse(last.text)).toMatchObject({ policy: { rules: [{ name: 'readers' }] }, masking: { rules: [{ columns: ['public.t.secret'] }] } });
+  });
 });
