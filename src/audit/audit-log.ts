@@ -37,6 +37,8 @@ export interface StatementResult {
   /** SQLSTATE when it failed. */
   errorCode?: string | null;
   errorMessage?: string | null;
+  /** Result columns Sluice masked (absent or null: none). */
+  maskedFields?: number | null;
 }
 
 /**
@@ -291,6 +293,7 @@ export class AuditLog {
   private writeResult(statementId: number, r: StatementResult): void {
     this.chain.append('statement_results', [
       statementId, r.completedAt, r.durationMs, r.rows ?? null, r.bytes ?? null, r.errorCode ?? null, r.errorMessage ?? null,
+      r.maskedFields ? r.maskedFields : null,
     ]);
   }
 

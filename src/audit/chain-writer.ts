@@ -30,7 +30,7 @@ export class ChainWriter {
   /** Nesting of `transact` calls: only the outermost one syncs the head. */
   private depth = 0;
   private checkpointTimer: NodeJS.Timeout | null = null;
-  private readonly inserts: Record<ChainTable, Database.Statement<unknown[]>>;
+  private readonly inserts: Partial<Record<ChainTable, Database.Statement<unknown[]>>>;
   private readonly stamps: Record<ChainTable, Database.Statement<unknown[]>>;
   private readonly maxIds: Record<ChainTable, Database.Statement<[], number>>;
   private readonly lastRows: Record<ChainTable, Database.Statement<[], { id: number; seq: number | null; hash: Buffer | null }>>;
@@ -40,10 +40,8 @@ export class ChainWriter {
 
   constructor(private readonly db: Database.Database) {
     const each = <T>(f: (t: ChainTable) => T) => Object.fromEntries(CHAIN_TABLES.map((t) => [t, f(t)])) as Record<ChainTable, T>;
-    this.inserts = each((t) => {
-      const n = CHAINED_COLUMNS[t].length;
-      return db.prepare(`INSERT INTO ${t} (${hashedColumns(t)}, chain_seq, prev_hash, hash) VALUES (${'?, '.repeat(n + 2)}?)`);
-    });
+    // Prepared on first use: a migration that chains existing rows runs before later migrations add columns.
+    this.inserts = {};
     this.stamps = each((t) => db.prepare(`UPDATE ${t} SET chain_seq = ?, prev_hash = ?, hash = ? WHERE id = ?`));
     this.maxIds = each((t) => db.prepare<[], number>(`SELECT COALESCE(MAX(id), 0) FROM ${t}`).pluck());
     this.lastRows = each((t) => db.prepare(`SELECT id, chain_seq AS seq, hash FROM ${t} ORDER BY id DESC LIMIT 1`));
@@ -99,9 +97,14 @@ export class ChainWriter {
     const hash = chainHash(prev, table, rest);
     const seq = this.headNow.seq + 1;
     rest.push(seq, prev, hash);
-    this.inserts[table].run(rest);
+    (this.inserts[table] ??= this.prepareInsert(table)).run(rest);
     this.headNow = { seq, hash, table, rowId: id };
     return id;
+  }
+
+  private prepareInsert(t: ChainTable): Database.Statement<unknown[]> {
+    const n = CHAINED_COLUMNS[t].length;
+    return this.db.prepare(`INSERT INTO ${t} (${hashedColumns(t)}, chain_seq, prev_hash, hash) VALUES (${'?, '.repeat(n + 2)}?)`);
   }
 
   /** Chain a row that already exists (the migration that starts the chain). `values` include `id`. */

@@ -40,9 +40,12 @@ export const CHAINED_COLUMNS = {
   statement_results: [
     ['id', 'int'], ['statement_id', 'int'], ['completed_at', 'int'], ['duration_ms', 'real'], ['rows', 'int'],
     ['bytes', 'int'], ['error_code', 'text'], ['error_message', 'text'],
+    // Added by migration 4. Optional columns come last and a NULL adds nothing to the encoding, so rows written
+    // before the column existed keep their hashes.
+    ['masked_fields', 'int', 'optional'],
   ],
   audit_events: [['id', 'int'], ['kind', 'text'], ['session_id', 'int'], ['at', 'int'], ['detail', 'text']],
-} as const satisfies Record<string, readonly (readonly [string, 'int' | 'real' | 'text'])[]>;
+} as const satisfies Record<string, readonly (readonly [string, 'int' | 'real' | 'text', 'optional'?])[]>;
 
 export type ChainTable = keyof typeof CHAINED_COLUMNS;
 export const CHAIN_TABLES = Object.keys(CHAINED_COLUMNS) as ChainTable[];
@@ -77,6 +80,7 @@ export function chainHash(prev: Buffer, table: ChainTable, values: readonly Chai
   off = writeText(buf, off, table);
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
+    if ((v === null || v === undefined) && (cols[i] as readonly string[])[2] === 'optional') continue;
     if (v === null || v === undefined) {
       buf[off++] = 0x00;
     } else if (typeof v === 'string') {

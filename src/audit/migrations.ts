@@ -155,6 +155,15 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'masked fields per statement result',
+    // How many result columns Sluice masked for the statement (the live feed and replay show it). Part of the
+    // chained row as an optional trailing column (chain.ts): NULL for rows written before it, and for no masking.
+    sql: `
+      ALTER TABLE statement_results ADD COLUMN masked_fields INTEGER;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -152,6 +152,8 @@ export interface StatementSummary {
     bytes: number | null;
     errorCode: string | null;
     errorMessage: string | null;
+    /** Result columns Sluice masked (null: none). */
+    maskedFields: number | null;
   } | null;
 }
 
@@ -366,7 +368,7 @@ export type SluiceEvent =
   | {
       type: 'statement_completed';
       at: number;
-      result: { statementId: number; sessionId: number; durationMs: number; rows: number | null; errorCode: string | null };
+      result: { statementId: number; sessionId: number; durationMs: number; rows: number | null; errorCode: string | null; maskedFields: number | null };
     }
   | { type: 'approval_requested'; at: number; approval: PendingApproval }
   /** Something arrived after the request (the impact estimate). */

@@ -37,7 +37,7 @@ interface StatementJoinRow {
   name: string | null; text: string; classes: string | null; objects: string | null;
   decision: StatementSummary['decision']; rule: string | null; reason: string | null; params: string | null;
   completedAt: number | null; durationMs: number | null; rows: number | null; bytes: number | null;
-  errorCode: string | null; errorMessage: string | null;
+  errorCode: string | null; errorMessage: string | null; maskedFields: number | null;
 }
 
 /** Statements of a session in order, with how each ended; null when there is no such session. */
@@ -48,7 +48,7 @@ export function listStatements(db: DataStore, a: ValidArgs<'listStatements'>): S
       `SELECT st.id, st.session_id AS sessionId, st.seq, st.received_at AS receivedAt, st.protocol, st.name, st.text,
               st.classes, st.objects, st.decision, st.rule, st.reason, st.params,
               r.completed_at AS completedAt, r.duration_ms AS durationMs, r.rows, r.bytes,
-              r.error_code AS errorCode, r.error_message AS errorMessage
+              r.error_code AS errorCode, r.error_message AS errorMessage, r.masked_fields AS maskedFields
          FROM sessions s JOIN statements st ON ${IN_SESSION}
          LEFT JOIN statement_results r ON r.id = (SELECT MAX(id) FROM statement_results WHERE statement_id = st.id)
         WHERE s.id = ? AND st.seq > ? ORDER BY st.id LIMIT ?`,
@@ -60,7 +60,7 @@ export function listStatements(db: DataStore, a: ValidArgs<'listStatements'>): S
     reason: r.reason, params: r.params === null ? null : (JSON.parse(r.params) as (string | null)[]),
     result: r.completedAt === null ? null : {
       completedAt: r.completedAt, durationMs: r.durationMs ?? 0, rows: r.rows, bytes: r.bytes,
-      errorCode: r.errorCode, errorMessage: r.errorMessage,
+      errorCode: r.errorCode, errorMessage: r.errorMessage, maskedFields: r.maskedFields,
     },
   }));
 }

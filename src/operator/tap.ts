@@ -83,7 +83,7 @@ export function tapAudit(audit: AuditLog, bus: EventBus, onSessionEnd: (sessionI
       if (!bus.active) return;
       bus.emit({
         type: 'statement_completed', at: Date.now(),
-        result: { statementId, sessionId, durationMs: result.durationMs, rows: result.rows ?? null, errorCode: result.errorCode ?? null },
+        result: { statementId, sessionId, durationMs: result.durationMs, rows: result.rows ?? null, errorCode: result.errorCode ?? null, maskedFields: result.maskedFields ?? null },
       });
     },
     event: (kind, sessionId, detail) => audit.event(kind, sessionId, detail),

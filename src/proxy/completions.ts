@@ -16,6 +16,7 @@ interface Running {
   tagRows: number;
   bytes: number;
   error: { code: string; message: string } | null;
+  masked: number;
 }
 
 const COMMAND_COMPLETE = 0x43; // C
@@ -39,7 +40,7 @@ export class CompletionTracker {
   constructor(private readonly complete: (id: number, result: StatementResult) => void) {}
 
   expect(e: Expectation, now: number): void {
-    this.queue.push(e.kind === 'cycle' ? e : { kind: e.kind, id: e.id, started: now, dataRows: 0, tagRows: 0, bytes: 0, error: null });
+    this.queue.push(e.kind === 'cycle' ? e : { kind: e.kind, id: e.id, started: now, dataRows: 0, tagRows: 0, bytes: 0, error: null, masked: 0 });
   }
 
   /** Called for every server frame, in order; `errorFields` when the caller already decoded an ErrorResponse. */
@@ -87,6 +88,12 @@ export class CompletionTracker {
     }
   }
 
+  /** The running statement's result has `fields` masked columns (several result sets: the most). */
+  masked(fields: number): void {
+    const e = this.queue[this.head];
+    if (e && e.kind !== 'cycle') e.masked = Math.max(e.masked, fields);
+  }
+
   /** Sluice cut the running statement's result (a row limit): its record says so, whatever the server answers. */
   cut(error: { code: string; message: string }): void {
     const e = this.queue[this.head];
@@ -103,6 +110,7 @@ export class CompletionTracker {
       bytes: e.bytes,
       errorCode: e.error?.code ?? null,
       errorMessage: e.error?.message ?? null,
+      maskedFields: e.masked > 0 ? e.masked : null,
     });
   }
 

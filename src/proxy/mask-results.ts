@@ -45,6 +45,8 @@ export function describePortal(name: string): Buffer {
 }
 
 export class MaskResults {
+  /** Told how many columns of the current result are masked, when it has a mask plan (for its audit record). */
+  onMasked: ((fields: number) => void) | null = null;
   private readonly fifo: Expect[] = [];
   private head = 0;
   /** Cycles (Query or Sync) forwarded, and answered by ReadyForQuery. */
@@ -162,6 +164,7 @@ export class MaskResults {
       return { kind: 'refuse', error: { severity: 'ERROR', code: r.code, message: r.message, hint: r.hint } };
     }
     this.plan = outcome.plan;
+    if (outcome.plan.active) this.onMasked?.(outcome.plan.maskers.reduce((n, m) => n + (m ? 1 : 0), 0));
     return e?.kind === 'own' ? { kind: 'drop' } : { kind: 'pass', frame: f };
   }
 }

@@ -97,6 +97,7 @@ export class Relay {
     if (masking?.active) {
       masking.engaged = true;
       this.masks = new MaskResults(masking);
+      this.masks.onMasked = (n) => this.completions.masked(n);
       this.loop.masks = this.masks;
     }
     if (upstream.leftover.length > 0) this.fromServer(upstream.leftover);

@@ -78,7 +78,7 @@ export function FeedScreen({ go }: { go: (r: Route) => void }) {
                 onClick={() => go({ screen: 'sessions', sessionId: r.sessionId, statementId: r.id })}>
                 <span>{time(r.receivedAt)}</span><span>{r.identity}</span><span>{r.target}</span>
                 <span><DecisionTag decision={r.decision} /></span><span>{duration(r.durationMs)}</span>
-                <span>{r.rows ?? '—'}</span><span title="masked fields are counted once masking is in the data path">—</span>
+                <span>{r.rows ?? '—'}</span><span data-testid="feed-masked" title="result columns Sluice masked">{r.maskedFields ?? '—'}</span>
                 <code>{r.text}</code>
               </button>
             )} />

@@ -99,7 +99,7 @@ export function Replay({ sessionId, statementId, session, chain, chainError, onE
                 {cur.params && <><dt>parameters</dt><dd>{cur.params.map((p, i) => `$${i + 1}=${p ?? 'NULL'}`).join(', ')}</dd></>}
                 <dt>duration</dt><dd>{duration(cur.result?.durationMs)}</dd>
                 <dt>rows the client saw</dt><dd data-testid="replay-rows">{cur.result ? (cur.result.rows ?? '—') : cur.decision === 'deny' ? 'none (refused)' : 'not completed'}{cur.result?.bytes ? ` (${cur.result.bytes.toLocaleString()} bytes)` : ''}</dd>
-                <dt>masked</dt><dd>recorded once masking is in the data path</dd>
+                <dt>masked</dt><dd data-testid="replay-masked">{cur.result?.maskedFields ? `${cur.result.maskedFields} column(s)` : 'none'}</dd>
                 {cur.result?.errorCode && <><dt>error</dt><dd>{cur.result.errorCode}: {cur.result.errorMessage}</dd></>}
               </dl>
             </div>

@@ -19,6 +19,8 @@ export interface FeedRow {
   durationMs: number | null;
   rows: number | null;
   errorCode: string | null;
+  /** Result columns Sluice masked (null: none, or not completed yet). */
+  maskedFields: number | null;
 }
 
 export const FEED_CAPACITY = 20_000;
@@ -50,7 +52,7 @@ export class FeedStore {
         const s = e.statement;
         const row: FeedRow = {
           id: s.id, sessionId: s.sessionId, identity: s.identity, target: s.target, receivedAt: s.receivedAt, text: s.text,
-          decision: s.decision, rule: s.rule, reason: s.reason, classes: s.classes, durationMs: null, rows: null, errorCode: null,
+          decision: s.decision, rule: s.rule, reason: s.reason, classes: s.classes, durationMs: null, rows: null, errorCode: null, maskedFields: null,
         };
         this.rows.push(row);
         this.byId.set(row.id, row);
@@ -66,6 +68,7 @@ export class FeedStore {
           row.durationMs = e.result.durationMs;
           row.rows = e.result.rows;
           row.errorCode = e.result.errorCode;
+          row.maskedFields = e.result.maskedFields;
           changed = true;
         }
       }

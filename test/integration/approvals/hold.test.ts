@@ -154,11 +154,11 @@ describe('a review statement waits for an operator', () => {
 
   it('a CancelRequest voids the wait at once (57014) and the session goes on', async () => {
     await withPg(env.sluice.url(), async (c) => {
-      const p = c.query('INSERT INTO t VALUES (5)');
+      const p = rejection(c.query('INSERT INTO t VALUES (5)')); // handled at once: it fails during the cancel
       const a = await pending('INSERT INTO t VALUES (5)');
       const { processID, secretKey } = internals(c);
       await sendCancelRequest(env.sluice.port, processID, secretKey);
-      const e = await rejection(p);
+      const e = await p;
       expect([e.code, e.message]).toEqual(['57014', 'canceling statement due to user request']);
       expect(approvals().list()).toEqual([]);
       expect(approvals().decide(a.id, { decision: 'approve_once' }, 'late')).toMatchObject({ outcome: 'not_applied' });
@@ -183,10 +183,11 @@ describe('a review statement waits for an operator', () => {
     c.on('error', () => { /* the FATAL that ends the session */ });
     await c.connect();
     try {
-      const p = c.query('INSERT INTO t VALUES (14)');
+      // Handled from the start: the error arrives while the test is still awaiting the termination.
+      const p = rejection(c.query('INSERT INTO t VALUES (14)'));
       const a = await pending('INSERT INTO t VALUES (14)');
       await env.admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'held-victim'");
-      const e = await rejection(p);
+      const e = await p;
       expect(e.message).toMatch(/terminat|lost the connection|Connection terminated/);
       await waitFor(() => (approvals().list().length === 0 ? true : undefined), 'the approval to be voided');
       expect(approvals().decide(a.id, { decision: 'approve_once' }, 'late')).toMatchObject({ outcome: 'not_applied' });

@@ -107,3 +107,25 @@ describe('live edits', () => {
     }
   });
 });
+
+describe('audit', () => {
+  it('records how many result columns were masked with the statement\'s completion (the feed and replay show it)', async () => {
+    const sluice = await startSluice(cluster, { config: { masking: { rules: [{ name: 'e', columns: ['public.customers.email'], method: 'redact' }] } } });
+    try {
+      const c = new pg.Client({ connectionString: sluice.url() });
+      await c.connect();
+      await c.query('SELECT id, email, upper(email) AS shout FROM customers WHERE id = 1');
+      await c.query('SELECT id FROM customers WHERE id = 1');
+      await c.end();
+      await new Promise((r) => setTimeout(r, 250)); // completions are committed within 100 ms
+      const rows = sluice.broker.db.prepare(`SELECT s.text, r.masked_fields AS masked FROM statements s JOIN statement_results r ON r.statement_id = s.id
+        WHERE s.text LIKE 'SELECT id%customers%' ORDER BY s.id`).all();
+      expect(rows).toEqual([
+        { text: 'SELECT id, email, upper(email) AS shout FROM customers WHERE id = 1', masked: 2 },
+        { text: 'SELECT id FROM customers WHERE id = 1', masked: null },
+      ]);
+    } finally {
+      await sluice.close();
+    }
+  });
+});

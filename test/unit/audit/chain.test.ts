@@ -35,9 +35,16 @@ describe('chainHash: the canonical encoding', () => {
   });
 
   it('encodes REAL columns as float64 whether or not the value is whole (SQLite gives 2.0 back as 2)', () => {
-    const values: ChainValue[] = [1, 9, 100, 2, 5, null, null, null];
+    const values: ChainValue[] = [1, 9, 100, 2, 5, null, null, null, null];
     const bytes = Buffer.concat([GENESIS, text(DOMAIN), text('statement_results'), int(1), int(9), int(100), real(2), int(5), NULL, NULL, NULL]);
     expect(chainHash(GENESIS, 'statement_results', values)).toEqual(createHash('sha256').update(bytes).digest());
+  });
+
+  it('adds nothing for a NULL optional trailing column (rows from before migration 4 keep their hashes), and encodes a value', () => {
+    const before = Buffer.concat([GENESIS, text(DOMAIN), text('statement_results'), int(1), int(9), int(100), real(2), int(5), NULL, NULL, NULL]);
+    expect(chainHash(GENESIS, 'statement_results', [1, 9, 100, 2, 5, null, null, null, null])).toEqual(createHash('sha256').update(before).digest());
+    expect(chainHash(GENESIS, 'statement_results', [1, 9, 100, 2, 5, null, null, null, 3]))
+      .toEqual(createHash('sha256').update(Buffer.concat([before, int(3)])).digest());
   });
 
   it('is unambiguous: field boundaries, NULL vs empty, table and predecessor all change the hash', () => {

@@ -125,7 +125,7 @@ describe('quit sequence', () => {
       const resolved = db.prepare(`SELECT detail FROM audit_events WHERE kind = 'approval_resolved'`).all() as { detail: string }[];
       expect(resolved.map((r) => JSON.parse(r.detail))).toContainEqual(expect.objectContaining({ approvalId: approval.id, resolution: 'denied', operator: OPERATOR, reason: QUIT_REASON }));
       const rec = db.prepare(`SELECT decision FROM statements WHERE text = 'INSERT INTO t VALUES (7)'`).all();
-      expect(rec).toEqual([{ decision: 'review' }]);
+      expect(rec).toEqual([{ decision: 'deny' }]); // refused by the quit sequence's denial
     } finally {
       db.close();
     }
