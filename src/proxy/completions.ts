@@ -17,6 +17,10 @@ interface Running {
   bytes: number;
   error: { code: string; message: string } | null;
   masked: number;
+  /** Rows the client received before Sluice cut the result (null: not cut). */
+  seen: number | null;
+  /** CopyData messages of a COPY TO STDOUT (one per row). */
+  copyRows: number;
 }
 
 const COMMAND_COMPLETE = 0x43; // C
@@ -40,7 +44,7 @@ export class CompletionTracker {
   constructor(private readonly complete: (id: number, result: StatementResult) => void) {}
 
   expect(e: Expectation, now: number): void {
-    this.queue.push(e.kind === 'cycle' ? e : { kind: e.kind, id: e.id, started: now, dataRows: 0, tagRows: 0, bytes: 0, error: null, masked: 0 });
+    this.queue.push(e.kind === 'cycle' ? e : { kind: e.kind, id: e.id, started: now, dataRows: 0, tagRows: 0, bytes: 0, error: null, masked: 0, seen: null, copyRows: 0 });
   }
 
   /** Called for every server frame, in order; `errorFields` when the caller already decoded an ErrorResponse. */
@@ -52,7 +56,7 @@ export class CompletionTracker {
         if (e.kind !== 'cycle') { e.dataRows++; e.bytes += f.length; }
         return;
       case COPY_DATA:
-        if (e.kind !== 'cycle') e.bytes += f.length;
+        if (e.kind !== 'cycle') { e.copyRows++; e.bytes += f.length; }
         return;
       case COMMAND_COMPLETE:
         if (e.kind === 'cycle') return;
@@ -97,7 +101,11 @@ export class CompletionTracker {
   /** Sluice cut the running statement's result (a row limit): its record says so, whatever the server answers. */
   cut(error: { code: string; message: string }): void {
     const e = this.queue[this.head];
-    if (e && e.kind !== 'cycle') e.error = { code: error.code, message: error.message };
+    if (e && e.kind !== 'cycle') {
+      e.error = { code: error.code, message: error.message };
+      // The row that crossed the limit was counted already and replaced by the error: the client saw the ones before.
+      e.seen ??= Math.max(0, (e.dataRows || e.copyRows) - 1);
+    }
   }
 
   private finish(): void {
@@ -106,7 +114,8 @@ export class CompletionTracker {
     this.complete(e.id, {
       completedAt: Date.now(),
       durationMs: Math.round((now - e.started) * 1000) / 1000,
-      rows: e.dataRows > 0 ? e.dataRows : e.tagRows,
+      // Rows the client saw: returned rows (up to a cut), else the command tag's count (affected rows).
+      rows: e.seen ?? (e.dataRows > 0 ? e.dataRows : e.tagRows),
       bytes: e.bytes,
       errorCode: e.error?.code ?? null,
       errorMessage: e.error?.message ?? null,

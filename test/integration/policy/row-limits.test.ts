@@ -129,7 +129,7 @@ describe('row limits', () => {
     }
   });
 
-  it('records the cut in the audit log with the rows the server produced so far', async () => {
+  it('records the cut in the audit log with the rows the client saw', async () => {
     const c = await rawThroughSluice(env.sluice);
     try {
       c.write(query('SELECT g AS audited_cut FROM big'));
@@ -143,6 +143,6 @@ describe('row limits', () => {
       JOIN statement_results r ON r.statement_id = s.id WHERE s.text = 'SELECT g AS audited_cut FROM big'`).get() as { code: string; message: string; rows: number };
     expect(r.code).toBe('54000');
     expect(r.message).toContain('maxRowsPerStatement');
-    expect(r.rows).toBeGreaterThanOrEqual(11);
+    expect(r.rows).toBe(10);
   });
 });
