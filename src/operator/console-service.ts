@@ -17,9 +17,9 @@ import type { Policy } from '../policy/model.js';
 import type { SessionInfo } from '../proxy/context.js';
 import type { MaskSession } from '../proxy/mask-session.js';
 import type { SideConnection } from '../proxy/side-connection.js';
+import { objectsOf } from '../proxy/statement-gate.js';
 import { classify } from '../sql/classify.js';
 import { loadParser } from '../sql/parser.js';
-import type { ClassifiedStatement } from '../sql/types.js';
 import { ContractError } from './errors.js';
 
 export interface ConsoleDeps {
@@ -136,17 +136,6 @@ function knownGroups(deps: ConsoleDeps, identity: string): string[] {
   const key = deps.keys.list().find((k) => k.name === identity && k.status === 'active');
   if (key) return key.groups;
   return deps.identities.list().find((i) => i.name === identity)?.groups ?? [];
-}
-
-/** As the audit writes them (statement-gate.ts): 'r:schema.table', 'w:schema.table', 'f:function'. */
-function objectsOf(stmts: readonly ClassifiedStatement[]): string[] {
-  const out = new Set<string>();
-  for (const s of stmts) {
-    for (const r of s.reads) out.add(`r:${r.schema ?? '?'}.${r.name}`);
-    for (const r of s.writes) out.add(`w:${r.schema ?? '?'}.${r.name}`);
-    for (const f of s.functions) out.add(`f:${f}`);
-  }
-  return [...out];
 }
 
 export function chainStatus(db: DataStore): ChainStatus {

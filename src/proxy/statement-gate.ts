@@ -320,7 +320,7 @@ function refuse(
 }
 
 /** 'r:schema.table' / 'w:schema.table' / 'f:function' strings for the audit record (unqualified: '?.name'). */
-function objectsOf(stmts: readonly ClassifiedStatement[]): string[] {
+export function objectsOf(stmts: readonly ClassifiedStatement[]): string[] {
   const out = new Set<string>();
   for (const s of stmts) {
     for (const r of s.reads) out.add(`r:${r.schema ?? '?'}.${r.name}`);
