@@ -131,10 +131,40 @@ export function compileMasker(method: MaskMethod, handling: TypeHandling, format
         const out = Buffer.from(method.text, 'utf8');
         return () => out;
       }
-      return (b, start, end) => {
+      const slow: FieldMasker = (b, start, end) => {
         const s = maskString(method, b.toString('utf8', start, end), key);
         return s === null ? null : Buffer.from(s, 'utf8');
       };
+      // Byte-level paths for the common methods, same output as maskString: they run per row, and decoding to a
+      // JS string and encoding back dominated the cost (measured: ~3.4 µs per row for two columns).
+      if (method.kind === 'email') {
+        return (b, start, end) => {
+          // '@' is ASCII: in UTF-8 it never occurs inside a multi-byte character, so a byte search is exact.
+          const at = b.lastIndexOf(0x40, end - 1);
+          if (at <= start || at >= end - 1) return STARS;
+          const out = Buffer.allocUnsafe(3 + end - at);
+          STARS.copy(out, 0);
+          b.copy(out, 3, at, end);
+          return out;
+        };
+      }
+      if (method.kind === 'partial') {
+        const fill = Buffer.from(method.fill, 'utf8');
+        const { first, last } = method;
+        return (b, start, end) => {
+          for (let i = start; i < end; i++) if (b[i]! >= 0x80) return slow(b, start, end); // not ASCII: code points
+          const n = end - start;
+          if (n <= first + last) return repeatFill(fill, n);
+          const hidden = n - first - last;
+          const out = Buffer.allocUnsafe(first + hidden * fill.length + last);
+          b.copy(out, 0, start, start + first);
+          let w = first;
+          for (let k = 0; k < hidden; k++) w += fill.copy(out, w);
+          b.copy(out, w, end - last, end);
+          return out;
+        };
+      }
+      return slow;
     }
     case 'json':
     case 'jsonb': {
@@ -196,3 +226,10 @@ export function compileMasker(method: MaskMethod, handling: TypeHandling, format
 }
 
 const REDACT_FALLBACK: MaskMethod = { kind: 'redact', text: '***' };
+const STARS = Buffer.from('***', 'latin1');
+
+function repeatFill(fill: Buffer, n: number): Buffer {
+  const out = Buffer.allocUnsafe(fill.length * n);
+  for (let k = 0, w = 0; k < n; k++) w += fill.copy(out, w);
+  return out;
+}

@@ -125,3 +125,23 @@ describe('mask key', () => {
     expect(() => loadOrCreateMaskKey(dir)).toThrow(/5 bytes/);
   });
 });
+
+describe('byte-level text maskers', () => {
+  it('give exactly what maskString gives, for ASCII and non-ASCII values and edge cases', () => {
+    const values = ['alice@example.com', 'a@b@corp.io', 'no-domain', 'trailing@', '@lead', '', 'x', 'jürgen@exämple.de', '😀@😀.io',
+      '4111222233334444', '12345', 'ab', '😀ab😀', 'åbcdefgh'];
+    const methods = [
+      { kind: 'email' }, { kind: 'partial', first: 2, last: 3, fill: '*' }, { kind: 'partial', first: 0, last: 4, fill: '•' },
+      { kind: 'partial', first: 1, last: 1, fill: 'xy' }, { kind: 'partial', first: 0, last: 0, fill: '#' },
+    ] as const;
+    for (const m of methods) {
+      const masker = compileMasker(m, 'text', 0, KEY);
+      for (const v of values) {
+        // The field sits inside a larger buffer, as it does in a DataRow: neighbours must not leak in.
+        const buf = Buffer.concat([Buffer.from('@pre@'), Buffer.from(v, 'utf8'), Buffer.from('@post')]);
+        const out = masker(buf, 5, 5 + Buffer.byteLength(v));
+        expect(out?.toString('utf8'), `${JSON.stringify(m)} ${v}`).toBe(maskString(m, v, KEY));
+      }
+    }
+  });
+});
