@@ -54,7 +54,7 @@ export async function startDemoDatabase(opts: { dataDir: string; listenPort: num
     listen: { host: '127.0.0.1', port: opts.listenPort },
     dataDir: opts.dataDir,
     targets: [{ name: 'shop', host: '127.0.0.1', port, database: 'postgres', user: 'postgres', tls: { mode: 'disable' } }],
-    // Demo agents may read and explore; writes need an operator (refused until approvals arrive); schema changes never.
+    // Demo agents may read and explore; writes wait for an operator's approval (the console's inbox, or `sluice approve`); schema changes never.
     policy: {
       rules: [{
         name: 'demo-agents',
