@@ -1,5 +1,6 @@
 /**
- * Soak: pgbench and agent-like sessions (reads, writes, writes that wait for an operator who approves them) through
+ * Soak: pgbench and agent-like sessions (reads of a masked column, writes, writes that wait for an operator who
+ * approves them), masking on for every session, through
  * one Sluice for a while (10 s under `npm test`, 10 minutes under `npm run test:stress`). Sluice's RSS is sampled
  * every second (no growth trend in the long form), and statements executed are counted on both sides: what the
  * clients saw succeed equals what the audit store recorded as completed.
@@ -20,9 +21,17 @@ beforeAll(async () => {
   const direct = { PGHOST: '127.0.0.1', PGPORT: String(cluster.port), PGUSER: 'app', PGPASSWORD: cluster.roles.app.password, PGDATABASE: 'app' };
   const init = await runProcess(PGBENCH, ['-i', '-q', '-s', String(pick(1, 10))], { env: cleanEnv(direct) });
   expect(init.code, init.stderr).toBe(0);
-  await cluster.sql('CREATE TABLE soak_log (id bigserial, v int); CREATE TABLE soak_reviewed (v int); ALTER TABLE soak_log OWNER TO app; ALTER TABLE soak_reviewed OWNER TO app;', 'app');
+  await cluster.sql(`CREATE TABLE soak_log (id bigserial, v int); CREATE TABLE soak_reviewed (v int);
+    CREATE TABLE soak_people AS SELECT g AS id, 'person' || g || '@example.com' AS email FROM generate_series(0, 99) g;
+    ALTER TABLE soak_log OWNER TO app; ALTER TABLE soak_reviewed OWNER TO app; ALTER TABLE soak_people OWNER TO app;`, 'app');
   const rule = ALLOW_ALL_POLICY.rules[0]!;
-  sluice = await startSluice(cluster, { config: { policy: { rules: [{ ...rule, tables: { 'public.soak_reviewed': { review: ['write'] } } }] } } });
+  sluice = await startSluice(cluster, {
+    config: {
+      policy: { rules: [{ ...rule, tables: { 'public.soak_reviewed': { review: ['write'] } } }] },
+      // Masking is on for every session of the soak (pgbench's too: their results are planned, nothing is masked).
+      masking: { rules: [{ name: 'emails', columns: ['public.soak_people.email'], method: 'email' }] },
+    },
+  });
   // The operator: approves every request a little later, as a person at the inbox would.
   sluice.broker.events.on((e) => {
     if (e.type === 'approval_requested') setTimeout(() => sluice.broker.approvals.decide(e.approval.id, { decision: 'approve_once' }, 'soak-operator'), 5);
@@ -44,7 +53,7 @@ function slopeMbPerMin(samples: { t: number; mb: number }[]): number {
 }
 
 describe('soak', () => {
-  it(`${SECONDS} s of pgbench and agents with approvals: RSS steady, audited = executed`, async () => {
+  it(`${SECONDS} s of pgbench and agents with approvals and masking: RSS steady, audited = executed`, async () => {
     const samples: { t: number; mb: number }[] = [];
     const t0 = Date.now();
     const sampler = setInterval(() => samples.push({ t: Date.now() - t0, mb: rssMb() }), 1000);
@@ -58,8 +67,10 @@ describe('soak', () => {
       await c.connect();
       let i = 0;
       while (Date.now() < deadline) {
-        const sql = i % 10 === 9 ? `INSERT INTO soak_reviewed VALUES (${i})` : i % 3 === 0 ? `INSERT INTO soak_log (v) VALUES (${i})` : 'SELECT count(*) FROM soak_log';
-        await c.query(sql);
+        const sql = i % 10 === 9 ? `INSERT INTO soak_reviewed VALUES (${i})` : i % 3 === 0 ? `INSERT INTO soak_log (v) VALUES (${i})`
+          : i % 3 === 1 ? `SELECT id, email FROM soak_people WHERE id = ${i % 100}` : 'SELECT count(*) FROM soak_log';
+        const r = await c.query(sql);
+        if (sql.includes('soak_people') && r.rows[0]?.email !== '***@example.com') throw new Error(`unmasked email: ${String(r.rows[0]?.email)}`);
         agentOk[`soak-agent-${a}`] = (agentOk[`soak-agent-${a}`] ?? 0) + 1;
         i++;
       }
