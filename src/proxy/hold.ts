@@ -1,6 +1,7 @@
 import { ApprovalRequestError, type ApprovalDecision, type ApprovalRequestInfo } from '../approvals/queue.js';
 import { bytesHash, shapeKey } from '../approvals/keys.js';
 import type { ApprovalsPort } from './context.js';
+import { columnsNamed } from '../sql/columns.js';
 import type { StatementGate } from './statement-gate.js';
 import type { Held, HoldPolicy, Resume } from './statement-loop.js';
 
@@ -44,6 +45,7 @@ export function approvalRequest(h: Held, gate: StatementGate, sessionId: number,
     statement: h.text,
     classes: h.audit.classes,
     tables: h.audit.objects,
+    columns: columnsNamed(h.text),
     recentStatements: recent.list(),
     params,
     explainParams: h.params,

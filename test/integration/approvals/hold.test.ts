@@ -42,6 +42,7 @@ describe('a review statement waits for an operator', () => {
       const a = await pending('INSERT INTO t VALUES (1)');
       expect(a).toMatchObject({ identity: 'agent', groups: ['test'], target: 'app', classes: ['write'], tables: ['w:?.t'], rule: 'writes-reviewed' });
       expect(a.recentStatements).toContain('SELECT 1 AS warmup');
+      expect(a.columns).toEqual([]); // INSERT ... VALUES without a column list names none
       expect(await rows(1)).toBe(0);
       expect(approvals().decide(a.id, { decision: 'approve_once' }, 'alice')).toMatchObject({ outcome: 'applied' });
       expect((await insert).rowCount).toBe(1);
@@ -111,6 +112,12 @@ describe('a review statement waits for an operator', () => {
       expect(e.code).toBe('42501');
       expect(e.message).toContain('not during the freeze');
       expect((await c.query('SELECT 3 AS three')).rows).toEqual([{ three: 3 }]);
+      // The operator sees the columns a statement touches.
+      const upd = rejection(c.query('UPDATE t SET v = 0 WHERE v = 2'));
+      const u = await pending('UPDATE t SET v = 0 WHERE v = 2');
+      expect(u.columns.sort()).toEqual(['v']);
+      approvals().decide(u.id, { decision: 'deny', reason: 'no' }, 'bob');
+      expect((await upd).code).toBe('42501');
     });
     expect(await rows(2)).toBe(0);
   });
@@ -120,6 +127,7 @@ describe('a review statement waits for an operator', () => {
       const first = c.query('INSERT INTO t VALUES ($1)', [3]);
       const a = await pending('INSERT INTO t VALUES ($1)');
       expect(a.params).toEqual(['3']);
+      expect(a.columns).toEqual([]);
       approvals().decide(a.id, { decision: 'approve_session' }, 'carol');
       await first;
       await c.query('INSERT INTO t VALUES ($1)', [3]);
