@@ -39,6 +39,7 @@ function Card({ a, selected, onSelect }: { a: PendingApproval; selected: boolean
       <dl className="facts">
         <dt>class</dt><dd>{a.classes.join(', ') || '—'}</dd>
         <dt>tables</dt><dd>{a.tables.join(', ') || '—'}</dd>
+        <dt>columns</dt><dd>{a.columns.join(', ') || '—'}</dd>
         <dt>masked columns</dt><dd>{a.maskedColumns.join(', ') || 'none'}</dd>
         <dt>estimated rows</dt><dd data-testid="impact">{impactText(a.impact)}</dd>
         <dt>rule</dt><dd>{a.rule ?? '—'}</dd>
