@@ -1,17 +1,18 @@
 /**
  * Masking throughput (issue 4): a 100k-row SELECT with two masked text columns, read in text format
  * by node-postgres, direct and through Sluice in the same run, alternating, median of several
- * runs. Target: Sluice ≤ 1.5× direct. The broker runs in this process. Prints numbers; asserts nothing.
+ * runs. Target: Sluice ≤ 1.5× direct. The broker runs in its own process (masking-broker.ts), as Sluice does in
+ * production. Prints numbers; asserts nothing.
  *
  *   npm run build && node dist/bench/masking.js [--rows 100000] [--runs 5]
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { createBroker } from '../src/broker.js';
-import { ConfigSchema } from '../src/config/model.js';
 import { startPostgres } from '../test/harness/postgres.js';
 
 const { values: args } = parseArgs({ options: { rows: { type: 'string', default: '100000' }, runs: { type: 'string', default: '5' } } });
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
     CREATE TABLE people (id int, email text, ssn text, note text);
     INSERT INTO people SELECT i, 'person' || i || '@example.com', lpad(i::text, 9, '0'), 'note ' || i FROM generate_series(1, ${ROWS}) i;
     ALTER TABLE people OWNER TO app;`, 'app');
-  const broker = createBroker(ConfigSchema.parse({
+  const config = {
     listen: { host: '127.0.0.1', port: 0 },
     dataDir,
     targets: [{ name: 'bench', host: cluster.host, port: cluster.port, database: 'app', user: 'app', password: { env: 'BENCH_PG_PASSWORD' }, tls: { mode: 'disable' } }],
@@ -54,10 +55,21 @@ async function main(): Promise<void> {
       { name: 'email', columns: ['public.people.email'], method: 'email' },
       { name: 'ssn', columns: ['public.people.ssn'], method: { kind: 'partial', first: 0, last: 4 } },
     ] },
-  }), { env: { ...process.env, BENCH_PG_PASSWORD: cluster.roles.app.password }, log: () => {} });
+  };
+  const child = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'masking-broker.js')], {
+    env: { ...process.env, BENCH_PG_PASSWORD: cluster.roles.app.password, SLUICE_BENCH_CONFIG: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
-    const { port } = await broker.listen();
-    const { secret } = broker.keys.add('bench', { groups: ['bench'] });
+    const [port, secret] = await new Promise<[number, string]>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /ready (\d+) (\S+)/.exec(out);
+        if (m) resolve([Number(m[1]), m[2]!]);
+      });
+      child.once('exit', (code) => reject(new Error(`the bench broker exited (${code})`)));
+    });
     const direct = { host: cluster.host, port: cluster.port, user: 'app', password: cluster.roles.app.password, database: 'app' };
     const sluice = { host: '127.0.0.1', port, user: 'bench', password: secret, database: 'bench' };
     await timeQuery(direct); // warm the table and the JIT
@@ -78,7 +90,8 @@ async function main(): Promise<void> {
     console.log(`  sluice, no masked column  median ${median(p).toFixed(1)} ms (${(median(p) / median(d)).toFixed(2)}× direct)`);
     console.log(`  ratio   ${ratio.toFixed(2)}×   target ≤ 1.5×: ${ratio <= 1.5 ? 'met' : 'MISSED'}`);
   } finally {
-    await broker.close();
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
     await cluster.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
