@@ -3,7 +3,7 @@
  * ask for. Pure decisions and a guard installer over injected ports; electron-main.ts applies them.
  */
 import { extname } from 'node:path';
-import type { UiFiles } from '../../src/operator/static-ui.js';
+import { consolePolicy, type UiFiles } from '../../src/operator/static-ui.js';
 import { originOf } from './ipc-bridge.js';
 
 /** The console is served from this privileged scheme, never from file:// (which would reach every local file). */
@@ -41,19 +41,7 @@ export function webPreferences(preloadPath: string) {
  * 'unsafe-inline' because React and Monaco set element styles at run time; styles cannot run code. No
  * connect-src beyond 'self': the console talks to the core through the preload, not the network.
  */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "worker-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "font-src 'self' data:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+export const CONTENT_SECURITY_POLICY = consolePolicy("'self'");
 
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Content-Security-Policy': CONTENT_SECURITY_POLICY,

@@ -55,6 +55,14 @@ export function loadUiFiles(root: string): UiFiles | null {
  * workers are bundled files, not blob: URLs).
  */
 export function contentSecurityPolicy(port: number): string {
+  return consolePolicy(`ws://127.0.0.1:${port}`);
+}
+
+/**
+ * The console's policy wherever it is served (here, and the desktop shell's custom protocol); only where it may
+ * connect differs: the WebSocket here, nothing beyond its own origin in the shell (it talks through the preload).
+ */
+export function consolePolicy(connectSrc: string): string {
   return [
     "default-src 'none'",
     "script-src 'self'",
@@ -62,7 +70,8 @@ export function contentSecurityPolicy(port: number): string {
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data:",
     "font-src 'self' data:",
-    `connect-src ws://127.0.0.1:${port}`,
+    `connect-src ${connectSrc}`,
+    "object-src 'none'",
     "base-uri 'none'",
     "form-action 'none'",
     "frame-ancestors 'none'",
