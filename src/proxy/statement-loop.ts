@@ -104,21 +104,47 @@ export class StatementLoop {
   /** A ParseComplete, BindComplete or CloseComplete from the server: the oldest awaiting message took effect. */
   onServerConfirmed(): void {
     const a = this.awaiting[this.awaitingHead];
-    if (!a) return;
+    // Answers come in order, so a confirmation never belongs past the end of the oldest cycle.
+    if (!a || a === CYCLE_END) return;
     this.awaitingHead++;
     a.confirm?.();
+    this.compact();
+  }
+
+  /**
+   * The server's ReadyForQuery: whatever of its cycle is still awaiting an answer did not happen. Only its own
+   * cycle: a pipelining client may have sent the next cycles already, and their answers are still to come.
+   */
+  onServerReady(): void {
+    if (this.awaiting.length === this.awaitingHead) return;
+    let end = this.awaitingHead;
+    while (end < this.awaiting.length && this.awaiting[end] !== CYCLE_END) end++;
+    for (let i = end - 1; i >= this.awaitingHead; i--) this.awaiting[i]!.undo();
+    // Past the cycle's end marker (when the cycle had one: a Sync or Query was forwarded after these messages).
+    this.awaitingHead = Math.min(end + 1, this.awaiting.length);
+    this.compact();
+  }
+
+  /** Nothing forwarded is waiting for the server's answer (no Parse, Bind or Close unconfirmed, no cycle open). */
+  get settled(): boolean {
+    return this.awaiting.length === this.awaitingHead;
+  }
+
+  private compact(): void {
     if (this.awaitingHead === this.awaiting.length) {
       this.awaiting.length = 0;
+      this.awaitingHead = 0;
+    } else if (this.awaitingHead > 1024) {
+      this.awaiting.splice(0, this.awaitingHead);
       this.awaitingHead = 0;
     }
   }
 
-  /** The server's ReadyForQuery: whatever of its cycle is still awaiting an answer did not happen. */
-  onServerReady(): void {
-    if (this.awaiting.length === 0) return;
-    for (let i = this.awaiting.length - 1; i >= this.awaitingHead; i--) this.awaiting[i]!.undo();
-    this.awaiting.length = 0;
-    this.awaitingHead = 0;
+  /** A Sync or Query (allowed or refused) was forwarded: the server ends that cycle with one ReadyForQuery. */
+  private endCycle(): void {
+    // One marker per cycle, as one ReadyForQuery per cycle: a Query's cycle too, so a Parse sent after it is not
+    // taken for part of it.
+    this.awaiting.push(CYCLE_END);
   }
 
   /**
@@ -146,6 +172,7 @@ export class StatementLoop {
           this.tracker.expectClient();
           this.masks?.cycle();
           answers.push({ kind: 'cycle' });
+          this.endCycle();
           out.push(f);
         } else if (code === Frontend.Terminate) {
           out.push(f);
@@ -164,11 +191,13 @@ export class StatementLoop {
             this.tracker.expectClient();
             this.masks?.query(v.mask?.results ?? null);
             answers.push({ kind: 'query', record: records.length - 1 });
+            this.endCycle();
             out.push(f);
           } else {
             this.tracker.refusedQuery(v.refusal);
             this.masks?.cycle();
             answers.push({ kind: 'cycle' });
+            this.endCycle();
             out.push(refusalQuery(v.refusal));
           }
           break;
@@ -263,6 +292,7 @@ export class StatementLoop {
           this.tracker.expectClient();
           this.masks?.cycle();
           answers.push({ kind: 'cycle' });
+          this.endCycle();
           out.push(f);
           break;
         case Frontend.Describe:
@@ -284,6 +314,7 @@ export class StatementLoop {
           this.tracker.refusedQuery(refusal);
           this.masks?.cycle();
           answers.push({ kind: 'cycle' });
+          this.endCycle();
           out.push(refusalQuery(refusal));
           break;
         }
@@ -301,6 +332,8 @@ interface Awaiting {
 }
 
 const NO_UNDO: Undo = () => {};
+/** Marks where a request cycle ends in the awaiting FIFO (its ReadyForQuery settles what comes before). */
+const CYCLE_END: Awaiting = { undo: NO_UNDO };
 
 const HOLD = Symbol('hold');
 

@@ -180,6 +180,26 @@ describe('statement names', () => {
     expectAudit(env.sluice, 'DELETE FROM t', 'deny', 'test-rules');
   });
 
+  it('pipelined cycles: a ReadyForQuery takes back only its own cycle\'s unanswered messages, not the next cycle\'s', async () => {
+    await raw(async (c) => {
+      // Both cycles are sent before any answer: the first ReadyForQuery arrives while "p2" still awaits its ParseComplete.
+      c.write(Buffer.concat([
+        serialize.parse({ name: 'p1', text: 'SELECT 31' }), serialize.sync(),
+        serialize.parse({ name: 'p2', text: 'SELECT 32' }), serialize.bind({ statement: 'p2', portal: 'q2' }), serialize.sync(),
+      ]));
+      expect(summary(await readReady(c, 2))).toEqual(['1', 'Z:I', '1', '2', 'Z:I']);
+      c.write(Buffer.concat([serialize.bind({ statement: 'p2' }), serialize.execute({}), serialize.sync()]));
+      expect(summary(await readReady(c))).toEqual(['2', 'D:32', 'C:SELECT 1', 'Z:I']);
+      c.write(query('EXECUTE p2'));
+      expect(summary(await readReady(c))).toEqual(['T', 'D:32', 'C:SELECT 1', 'Z:I']);
+      // A simple Query's cycle, then a Parse in the same write: the Query's ReadyForQuery leaves "p3" alone.
+      c.write(Buffer.concat([query('SELECT 33'), serialize.parse({ name: 'p3', text: 'SELECT 34' }), serialize.sync()]));
+      expect(summary(await readReady(c, 2))).toEqual(['T', 'D:33', 'C:SELECT 1', 'Z:I', '1', 'Z:I']);
+      c.write(query('EXECUTE p3'));
+      expect(summary(await readReady(c))).toEqual(['T', 'D:34', 'C:SELECT 1', 'Z:I']);
+    });
+  });
+
   it('a Parse the server refuses (name in use) does not replace what Sluice records for that name', async () => {
     const lastExecute = () => env.sluice.broker.db.prepare(`SELECT text FROM statements WHERE protocol = 'execute' ORDER BY id DESC LIMIT 1`).get();
     await raw(async (c) => {
