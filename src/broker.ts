@@ -18,6 +18,7 @@ import { CancelRegistry } from './proxy/cancel-registry.js';
 import type { ProxyContext } from './proxy/context.js';
 import { ProxyListener } from './proxy/listener.js';
 import { MaskHub } from './proxy/mask-hub.js';
+import { SearchPathTracker } from './proxy/mask-path.js';
 import { SqlState } from './protocol/codes.js';
 import type { UpstreamTarget } from './proxy/upstream.js';
 import { ApprovalQueue } from './approvals/queue.js';
@@ -182,6 +183,8 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
         }
         return bound;
       };
+      const target = targets.get(session.target)!;
+      const names = maskHub.names(session, target);
       return new StatementGate({
         classify: (text) => classify(text),
         decide: (stmts) => current().decide(stmts),
@@ -190,7 +193,8 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
         session,
         onInternalError: (err) => log('error', `statement refused after an internal error: ${err.stack ?? err.message}`),
         sessionDefaults: sessionDefaults(bound.limits),
-        masking: maskHub.session(session, targets.get(session.target)!),
+        names,
+        masking: maskHub.session(session, target, names.path),
       });
     },
   };
@@ -207,7 +211,7 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
     rules: () => ({ policy, masking, version: policyVersion }),
     openSide, listenAddress: () => listenAddress, demo: deps.demo ?? false,
     // "Try it" previews masked columns with the same MaskSession a real session would get.
-    maskSession: (info) => { const t = targets.get(info.target); return t ? maskHub.session(info, t) : null; },
+    maskSession: (info) => { const t = targets.get(info.target); return t ? maskHub.session(info, t, new SearchPathTracker(t.user, null)) : null; },
   });
 
   return {

@@ -15,8 +15,11 @@ export interface QualifiedColumn {
   column: string;
 }
 
-/** pg_class.relkind of the relations loaded: table, partitioned table, view, materialized view, foreign table. */
-export type RelKind = 'r' | 'p' | 'v' | 'm' | 'f';
+/**
+ * pg_class.relkind of the relations loaded: table, partitioned table, view, materialized view, foreign table,
+ * sequence (selectable, and it takes a name on search_path like a table).
+ */
+export type RelKind = 'r' | 'p' | 'v' | 'm' | 'f' | 'S';
 
 export interface CatalogRelation {
   oid: number;
@@ -71,6 +74,8 @@ export class CatalogSnapshot {
     readonly loadedAt: number = Date.now(),
     /** The target role's default search_path (SHOW search_path on a fresh session), unparsed; null when not loaded. */
     readonly defaultSearchPath: string | null = null,
+    /** performance.now() when the load began: what committed before it is in this snapshot. */
+    readonly startedAt: number = -Infinity,
   ) {
     for (const r of rows.relations) {
       const oid = Number(r[0]);

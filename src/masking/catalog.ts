@@ -16,7 +16,7 @@ SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text, a.attnum, a.attname,
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
- WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname !~ '^pg_toast'
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND n.nspname !~ '^pg_toast'
  ORDER BY c.oid, a.attnum`;
 const INHERITS_SQL = 'SELECT inhrelid::int8, inhparent::int8 FROM pg_catalog.pg_inherits';
 const FUNCTIONS_SQL = `
@@ -29,6 +29,8 @@ const TEXT_TYPES_SQL = "SELECT oid::int8 FROM pg_catalog.pg_type WHERE typname =
 
 /** Loads one consistent snapshot (one REPEATABLE READ transaction). */
 export async function loadCatalog(conn: SideConnection, version: number): Promise<CatalogSnapshot> {
+  // Before the transaction's snapshot is taken: whatever committed before this moment is in what it reads.
+  const startedAt = performance.now();
   // Pipelined: all statements are sent at once and answered in order on the one connection.
   const begin = conn.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   // Before SET LOCAL: the target role's own default (ALTER ROLE/DATABASE ... SET search_path apply here as they do
@@ -47,7 +49,7 @@ export async function loadCatalog(conn: SideConnection, version: number): Promis
     const rows: CatalogRows = {
       relations: relations!.rows, inherits: inherits!.rows, functions: functions!.rows, operators: operators!.rows, textTypes: textTypes!.rows,
     };
-    return new CatalogSnapshot(rows, version, Date.now(), shown.rows[0]?.[0] ?? null);
+    return new CatalogSnapshot(rows, version, Date.now(), shown.rows[0]?.[0] ?? null, startedAt);
   } catch (e) {
     // Settle the other pipelined promises so none rejects unhandled, and leave no transaction open.
     await Promise.allSettled([begin, defaultPath, path, ...parts, commit]);

@@ -17,12 +17,12 @@
  *   review / deny lists) also counts when a relation has no entry, or when no object has one (`SELECT 1`, `BEGIN`,
  *   `SELECT now()`); a function without an entry does not bring it in by itself. The rule's verdict is the most
  *   restrictive of these; a rule may have none for a statement.
- * - Unqualified relations. The server resolves them through search_path, which Sluice cannot know for sure yet.
- *   So `orders` is matched as `public.orders` (every entry) and as `<any schema>.orders`, the latter only for
- *   deny and review entries: an entry that could match under some schema restricts, while an allow needs the
- *   default schema. Consequence: `audit.*: deny` also refuses an unqualified `orders`; qualify names in statements
- *   (or write `public.*` / `*.orders` entries) to avoid it. Function entries without a schema match the function
- *   in any schema; entries with a schema follow the same rule as tables.
+ * - Unqualified relations. The caller qualifies those it can resolve for sure as the server does (proxy/names.ts:
+ *   search_path and the target's catalog); the rest reach this function unqualified. Such an `orders` is matched
+ *   as `public.orders` (every entry) and as `<any schema>.orders`, the latter only for deny and review entries: an
+ *   entry that could match under some schema restricts, while an allow needs the default schema. Consequence:
+ *   `audit.*: deny` also refuses an unresolved `orders`. Function entries without a schema match the function in
+ *   any schema; entries with a schema follow the same rule as tables.
  * - Classes. A statement is decided for its class and for each of the classifier's `secondary` classes (SELECT
  *   INTO: write and ddl; SELECT set_config(...): read and session); every one must be allowed.
  * - Across rules and builtins: deny beats review beats allow (as IAM's explicit deny). No verdict at all: deny

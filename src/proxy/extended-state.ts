@@ -7,6 +7,8 @@ export interface PreparedEntry {
   audit: GateAudit | null;
   /** Bind parameter values as text (binary ones as \x hex), set on portals. */
   params?: readonly (string | null)[];
+  /** What its decision depended on (GateVerdict `scope`): a Bind under another scope decides it again. */
+  scope?: string | null;
   /** Policy sent it to review: each Bind of it waits for an operator. */
   review?: { approvalTimeoutMs: number | null; policyMessage: string; maskedColumns: string[] };
 }

@@ -1,21 +1,28 @@
 /**
  * The session's search_path as Sluice can know it. PostgreSQL 15 does not report search_path in ParameterStatus,
  * so it is followed from what the client runs: the startup parameter, SET / RESET / set_config(), RESET ALL and
- * DISCARD ALL. Unqualified relation names resolve through it, and a wrong guess could attribute a masked column
- * to an unmasked table, so every uncertainty widens the answer instead of picking one: a change whose outcome is
- * not known yet (inside a transaction, SET LOCAL, the extended protocol) leaves "any of the old and the new
- * path", and a value known only at run time (set_config($1, ...)) makes the path unknown (any schema).
+ * DISCARD ALL. Unqualified relation names resolve through it (policy: names.ts; masking), and a wrong guess could
+ * attribute a relation to the wrong schema, so every uncertainty widens the answer instead of picking one:
+ * - A change is known to have happened only at the next idle ReadyForQuery without an error, and only for a
+ *   message that is exactly one plain session-wide SET / RESET search_path or `SELECT set_config('search_path',
+ *   '...', false)`. Until then, and for any other change, the path is "any of the old and the new".
+ * - Changes that end with their transaction (SET LOCAL, set_config(..., true)) are gone at the next idle
+ *   ReadyForQuery: if nothing else changed the path since the last one, it is again what it was then.
+ * - A value known only at run time (set_config($1, ...)), or a statement that runs user code (a function that is
+ *   not built in, DO: `opaque`), which may call set_config() itself, makes the path unknown (any schema) until the
+ *   client sets it again.
  */
 import { parseSearchPath, type PathSpec } from '../masking/index.js';
 import type { ClassifiedStatement } from '../sql/types.js';
 
 const IDLE = 0x49; // ReadyForQuery status I: not in a transaction block
-/** Only this exact shape is a session-level change that is certain once it ran alone, outside a transaction. */
-const PLAIN_SET = /^SET\s+(SESSION\s+)?search_path\s*(=|TO)\s/i;
+/** Only these exact shapes are a session-wide change that is certain once it ran alone, outside a transaction. */
+const PLAIN_SET = /^(SET\s+(SESSION\s+)?search_path\s*(=|TO)\s|RESET\s+search_path\s*;?\s*$|SELECT\s+(pg_catalog\s*\.\s*)?set_config\s*\(\s*'search_path'\s*,\s*'[^']*'\s*,\s*false\s*\)\s*;?\s*$)/i;
 
 type Path = readonly string[];
 
-function key(p: PathSpec): string {
+/** A string that is equal for equal paths (memo keys). */
+export function pathKey(p: PathSpec): string {
   if (p === null) return '*';
   if (Array.isArray(p)) return (p as Path).join('\u0001');
   return (p as { anyOf: readonly Path[] }).anyOf.map((x) => x.join('\u0001')).join('\u0002');
@@ -30,13 +37,18 @@ function union(a: PathSpec, b: PathSpec): PathSpec {
   return paths.length === 1 ? paths[0]! : { anyOf: paths };
 }
 
+const touchesPath = (s: ClassifiedStatement): boolean => s.settings.some((st) => st.name === 'search_path' || st.name === '*');
+
 export class SearchPathTracker {
   /** What RESET search_path returns to: the startup parameter, else the role's default; null until known. */
   private sessionPath: Path | null;
   private path: PathSpec;
   private pathKey: string;
+  /** The path at the last idle ReadyForQuery, and whether anything but a transaction-local change moved it since. */
+  private base: PathSpec;
+  private lasting = false;
   /** A plain SET that ran alone in an idle session: its value is certain if its cycle ends idle without error. */
-  private certain: Path | null = null;
+  private certain: PathSpec | undefined = undefined;
   private lastStatus = IDLE;
   private error = false;
 
@@ -46,14 +58,19 @@ export class SearchPathTracker {
   ) {
     this.sessionPath = startup === null ? null : parseSearchPath(startup, user);
     this.path = this.sessionPath;
-    this.pathKey = key(this.path);
+    this.pathKey = pathKey(this.path);
+    this.base = this.path;
   }
 
   /** The role's default (SHOW search_path on a side connection), used when the client set none at startup. */
   setServerDefault(value: string): void {
     if (this.sessionPath !== null) return;
     this.sessionPath = parseSearchPath(value, this.user);
-    if (this.path === null) this.set(this.sessionPath);
+    // Unknown only because the default was not loaded yet: nothing the client ran can have moved it.
+    if (this.path === null && !this.lasting) {
+      this.set(this.sessionPath);
+      this.base = this.sessionPath;
+    }
   }
 
   current(): PathSpec {
@@ -74,32 +91,49 @@ export class SearchPathTracker {
     for (const st of s.settings) {
       if (st.name !== 'search_path' && st.name !== '*') continue;
       if (st.dynamic) return null;
-      let next: PathSpec;
-      if (st.value === null) next = sessionDefault; // RESET, SET ... TO DEFAULT, RESET ALL, DISCARD ALL
-      else if (s.kind === 'VariableSetStmt') next = fromSetValue(st.value, user);
-      else next = parseSearchPath(st.value, user); // set_config('search_path', 'a, b', ...): the server parses it
-      out = union(out, next);
+      out = union(out, valueOf(st, s, user, sessionDefault));
     }
     return out;
   }
 
-  /** Statements were allowed (they may run): widen the path by what they may change. */
-  onAllowed(statements: readonly ClassifiedStatement[], simpleQuery: boolean): void {
-    let next = this.path;
-    let changed = false;
-    for (const s of statements) {
-      const before = key(next);
-      next = SearchPathTracker.after(next, s, this.user, this.sessionPath);
-      if (key(next) !== before) changed = true;
+  /**
+   * The path once statement `s` has run successfully, starting from `p`: what the next statement of the same
+   * Query message sees (it runs only if `s` succeeded). Its set_config() may not have run (a WHERE that is false):
+   * then old and new are both possible.
+   */
+  static then(p: PathSpec, s: ClassifiedStatement, user: string, sessionDefault: Path | null): PathSpec {
+    if (s.kind !== 'VariableSetStmt' && s.kind !== 'DiscardStmt') return SearchPathTracker.after(p, s, user, sessionDefault);
+    let out = p;
+    for (const st of s.settings) {
+      if (st.name !== 'search_path' && st.name !== '*') continue;
+      if (st.dynamic) return null;
+      out = valueOf(st, s, user, sessionDefault);
     }
-    if (!changed) return;
+    return out;
+  }
+
+  /**
+   * Statements were allowed (they may run): widen the path by what they may change. `opaque`: one of them runs
+   * user code, which may change the path unseen.
+   */
+  onAllowed(statements: readonly ClassifiedStatement[], simpleQuery: boolean, opaque = false): void {
+    if (opaque) {
+      this.set(null);
+      this.lasting = true;
+      this.certain = undefined;
+      return;
+    }
+    if (!statements.some(touchesPath)) return;
+    let next = this.path;
+    for (const s of statements) next = SearchPathTracker.after(next, s, this.user, this.sessionPath);
     this.set(next);
+    if (statements.some((s) => s.settings.some((st) => (st.name === 'search_path' || st.name === '*') && !st.local))) this.lasting = true;
     const only = statements.length === 1 ? statements[0]! : null;
     const setting = only?.settings.length === 1 ? only.settings[0]! : null;
-    this.certain = simpleQuery && this.lastStatus === IDLE && only?.kind === 'VariableSetStmt' && setting?.name === 'search_path' &&
-      setting.value !== null && !setting.dynamic && PLAIN_SET.test(only.text)
-      ? fromSetValue(setting.value, this.user)
-      : null;
+    this.certain = simpleQuery && this.lastStatus === IDLE && only !== null && setting?.name === 'search_path' &&
+      !setting.dynamic && !setting.local && PLAIN_SET.test(only.text)
+      ? valueOf(setting, only, this.user, this.sessionPath)
+      : undefined;
     this.error = false;
   }
 
@@ -107,17 +141,39 @@ export class SearchPathTracker {
     this.error = true;
   }
 
-  onReady(status: number): void {
-    if (this.certain && status === IDLE && !this.error) this.set(this.certain);
-    this.certain = null;
+  /**
+   * The server's ReadyForQuery. `quiet`: nothing else the client sent awaits an answer; otherwise this one may end
+   * an earlier cycle than the change's, so nothing is concluded from it.
+   */
+  onReady(status: number, quiet = true): void {
+    if (!quiet) {
+      this.lastStatus = status;
+      return;
+    }
+    if (status === IDLE) {
+      // A lone SET that failed changed nothing.
+      if (this.certain !== undefined) this.set(this.error ? this.base : this.certain);
+      // Only transaction-local changes since the last idle point: they ended with their transaction.
+      else if (!this.lasting) this.set(this.base);
+      this.base = this.path;
+      this.lasting = false;
+    }
+    this.certain = undefined;
     this.error = false;
     this.lastStatus = status;
   }
 
   private set(p: PathSpec): void {
     this.path = p;
-    this.pathKey = key(p);
+    this.pathKey = pathKey(p);
   }
+}
+
+/** The path a SET / RESET / set_config() of search_path (or RESET ALL, DISCARD ALL) sets. */
+function valueOf(st: ClassifiedStatement['settings'][number], s: ClassifiedStatement, user: string, sessionDefault: Path | null): PathSpec {
+  if (st.value === null) return sessionDefault; // RESET, SET ... TO DEFAULT, RESET ALL, DISCARD ALL
+  if (s.kind === 'VariableSetStmt') return fromSetValue(st.value, user);
+  return parseSearchPath(st.value, user); // set_config('search_path', 'a, b', ...): the server parses it
 }
 
 /**

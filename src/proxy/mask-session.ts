@@ -22,8 +22,8 @@ export interface MaskSessionDeps {
   key(): Buffer;
   /** The target's database role ("$user" in search_path). */
   targetUser: string;
-  /** search_path the client set in its startup packet, or null. */
-  startupSearchPath: string | null;
+  /** The session's search_path, followed by SessionNames (names.ts), which also reloads the catalog after DDL. */
+  path: SearchPathTracker;
 }
 
 /** What masking says about one message, to combine with policy (the most restrictive wins). */
@@ -50,12 +50,11 @@ export class MaskSession {
   private resolverMemo: { version: number; bound: BoundMasking; resolver: MaskResolver } | null = null;
   /** Taint per (snapshot version, search_path, text): drivers repeat the same statements. */
   private readonly memo = new Map<string, { taint: StatementTaint; text: string }[] | null>();
-  private ddlSeen = false;
   /** Set when the session started with masking in force: its results are followed (mask-results.ts). */
   engaged = false;
 
   constructor(private readonly deps: MaskSessionDeps) {
-    this.path = new SearchPathTracker(deps.targetUser, deps.startupSearchPath);
+    this.path = deps.path;
   }
 
   /** True when masking rules apply to this session now. */
@@ -164,25 +163,6 @@ export class MaskSession {
       return src === null ? null : usable(this.analyse(src, snap)?.[0]?.taint);
     }
     return usable(this.analyse(text, snap)?.[0]?.taint);
-  }
-
-  /** Statements were allowed: follow what they do to search_path, and note DDL for a catalog refresh. */
-  onAllowed(statements: readonly ClassifiedStatement[], simpleQuery: boolean): void {
-    this.path.onAllowed(statements, simpleQuery);
-    if (statements.some((s) => s.class === 'ddl' || s.secondary?.includes('ddl'))) this.ddlSeen = true;
-  }
-
-  onServerError(): void {
-    this.path.onServerError();
-  }
-
-  /** The server's ReadyForQuery: DDL that went through (committed: status I) makes the catalog reload. */
-  onReady(status: number): void {
-    this.path.onReady(status);
-    if (this.ddlSeen && status === 0x49) {
-      this.ddlSeen = false;
-      this.deps.cache().invalidate();
-    }
   }
 
   /** Table OIDs a RowDescription names that the snapshot does not know: the plan waits for a reload. */

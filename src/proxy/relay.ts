@@ -30,6 +30,8 @@ const CLOSE_COMPLETE = 0x33; // 3
 
 /** Batches waiting for the audit store beyond which the client is not read (backpressure). */
 const MAX_QUEUED_BATCHES = 64;
+/** At most this long a new session's first statement waits for the target's catalog (then names stay unqualified). */
+const NAMES_WAIT_MS = 2000;
 
 export interface RelayOptions {
   sessionId: number;
@@ -106,8 +108,11 @@ export class Relay {
       if (opts.early.length > 0) this.fromClient(opts.early);
       client.resume();
     };
+    // Started only now that the session holds its upstream connection: the catalog load opens a side connection.
+    const names = opts.gate.start(Math.min(ctx.limits.connectTimeoutMs, NAMES_WAIT_MS));
     if (!masking?.active) {
-      begin();
+      if (names) void names.then(begin);
+      else begin();
       return;
     }
     // No statement is decided before the catalog is loaded: a session masking applies to is refused rather than
@@ -289,7 +294,7 @@ export class Relay {
         this.loop.onServerConfirmed();
       } else if (code === Backend.ReadyForQuery) {
         this.loop.onServerReady();
-        this.opts.gate.onReady(f[5]!);
+        this.opts.gate.onReady(f[5]!, this.loop.settled);
         if (!filtered) this.tracker.sawReady();
       } else if (code === Backend.ErrorResponse) {
         this.opts.gate.onServerError();
@@ -391,6 +396,7 @@ export class Relay {
     setTimeout(() => server.destroy(), 1000).unref();
     if (!this.client.writableEnded) this.client.end();
     this.ctx.cancels.unregister(this.opts.cancelPid);
+    this.opts.gate.close();
     try {
       this.ctx.audit.endSession(this.opts.sessionId, reason);
     } catch (err) {

@@ -3,6 +3,7 @@ import type { Refusal } from './refusal.js';
 import type { RowLimits } from './row-limits.js';
 import type { SessionInfo } from './context.js';
 import type { MaskDecision, MaskSession } from './mask-session.js';
+import { mentionsUnqualified, type SessionNames } from './names.js';
 import type { StatementTaint } from '../masking/index.js';
 
 export type DecisionKind = 'allow' | 'deny' | 'review';
@@ -28,7 +29,14 @@ export interface GateAudit {
 }
 
 export type GateVerdict =
-  | { allowed: true; audit: GateAudit; statements: readonly ClassifiedStatement[]; mask?: MaskDecision }
+  | {
+    allowed: true; audit: GateAudit; statements: readonly ClassifiedStatement[]; mask?: MaskDecision;
+    /**
+     * What the decision depended on that may change before a prepared statement runs (search_path, the catalog):
+     * compared with `scopeKey()` at each Bind, which decides it again when they differ. Null: nothing of the kind.
+     */
+    scope: string | null;
+  }
   | { allowed: false; audit: GateAudit; refusal: Refusal; approvalTimeoutMs?: number | null; maskedColumns?: string[] };
 
 export interface GateDeps {
@@ -49,6 +57,8 @@ export interface GateDeps {
   rowLimits?(): RowLimits;
   /** Column masking of this session (absent: nothing is masked). */
   masking?: MaskSession;
+  /** How unqualified relation names resolve in this session (absent: policy matches them conservatively). */
+  names?: SessionNames;
 }
 
 const NO_ROW_LIMITS: RowLimits = { maxRowsPerStatement: null, maxRowsPerSession: null, from: {} };
@@ -109,8 +119,8 @@ export class StatementGate {
    * After an error every cursor declared since the last ReadyForQuery is forgotten (with pipelining that may include
    * one that succeeded: its FETCH is then refused, which is the safe side).
    */
-  onReady(status: number): void {
-    if (this.deps.masking?.engaged) this.deps.masking.onReady(status);
+  onReady(status: number, quiet = true): void {
+    this.deps.names?.onReady(status, quiet);
     if (this.errorSinceReady) {
       for (const c of this.unconfirmed) this.forgetCursor(c);
       for (const p of this.unconfirmedPrepared) this.prepared.delete(p);
@@ -126,7 +136,7 @@ export class StatementGate {
 
   onServerError(): void {
     this.errorSinceReady = true;
-    if (this.deps.masking?.engaged) this.deps.masking.onServerError();
+    this.deps.names?.onServerError();
   }
 
   private forgetCursor(name: string): void {
@@ -149,18 +159,47 @@ export class StatementGate {
 
   /** A simple Query: every statement in it must be allowed, else the whole message is refused. */
   query(text: string, approved = false): GateVerdict {
-    return this.decideText(text, null, approved);
+    return this.decideText(text, null, approved, false);
   }
 
   /** A protocol Parse of `name` (one statement at most, as the server requires). */
   parse(name: string, text: string, approved = false): GateVerdict {
-    return this.decideText(text, name, approved);
+    return this.decideText(text, name, approved, false);
   }
 
-  /** `approved`: an operator approved this statement, so a review verdict lets it through (a deny still refuses). */
-  private decideText(text: string, parseName: string | null, approved: boolean): GateVerdict {
+  /**
+   * A prepared statement decided again before it runs (its verdict's `scope` is no longer `scopeKey()`): the
+   * session's tables and search_path are left as they are.
+   */
+  recheck(text: string, approved = false): GateVerdict {
+    return this.decideText(text, '', approved, true);
+  }
+
+  /** See GateVerdict `scope`. */
+  scopeKey(): string {
+    return this.deps.names?.scopeKey() ?? '';
+  }
+
+  /**
+   * The session is connected upstream: loads what deciding needs (the target's catalog, for names). Null when
+   * nothing needs waiting for; else the first statement waits until the promise settles (it never rejects).
+   */
+  start(waitMs: number): Promise<void> | null {
+    return this.deps.names?.start(waitMs) ?? null;
+  }
+
+  /** The session ended. */
+  close(): void {
+    this.deps.names?.close();
+  }
+
+  /**
+   * `approved`: an operator approved this statement, so a review verdict lets it through (a deny still refuses).
+   * `dryRun`: decide only, change nothing the session keeps.
+   */
+  private decideText(text: string, parseName: string | null, approved: boolean, dryRun: boolean): GateVerdict {
     try {
-      return this.decideTextUnguarded(text, parseName, approved);
+      return this.decideTextUnguarded(text, parseName, approved, dryRun);
     } catch (err) {
       // A fault in classification or policy refuses this statement and only this statement (fail closed).
       this.deps.onInternalError?.(err as Error, text);
@@ -172,7 +211,7 @@ export class StatementGate {
     }
   }
 
-  private decideTextUnguarded(text: string, parseName: string | null, approved: boolean): GateVerdict {
+  private decideTextUnguarded(text: string, parseName: string | null, approved: boolean, dryRun: boolean): GateVerdict {
     const c = this.deps.classify(text);
     if (!c.ok) return refuse(c, [], [], null, 'deny', 'parser');
     const tags = Object.keys(c.tags).length > 0 ? c.tags : null;
@@ -211,8 +250,11 @@ export class StatementGate {
       if (s.deallocate) forget(prepared, this.prepared, s.deallocate.name);
       if (s.close) forget(cursors, this.cursors, s.close.cursor);
     }
-    const objects = objectsOf(effective);
-    let d = this.deps.decide(effective);
+    // Unqualified relations qualified where Sluice is sure how the server resolves them (names.ts).
+    const names = this.deps.names;
+    const resolved = names ? names.qualify(effective) : effective;
+    const objects = objectsOf(resolved);
+    let d = this.deps.decide(resolved);
     let code = '42501';
     let mask: MaskDecision | undefined;
     const m = this.deps.masking;
@@ -248,7 +290,12 @@ export class StatementGate {
         ...(mask && mask.maskedColumns.length > 0 ? { maskedColumns: mask.maskedColumns } : {}),
       };
     }
-    if (m?.engaged) m.onAllowed(c.statements, parseName === null);
+    // Whether the decision may differ later: unqualified names (path, catalog), or masking's analysis (the path).
+    const scoped = m?.engaged === true || effective.some(mentionsUnqualified);
+    if (dryRun) return { allowed: true, audit, statements: effective, scope: scoped ? this.scopeKey() : null, ...(mask ? { mask } : {}) };
+    names?.onAllowed(effective, c.statements, parseName === null);
+    // After onAllowed: a statement that changes the path or the catalog is not decided again for its own change.
+    const scope = scoped ? this.scopeKey() : null;
     apply(prepared, this.prepared);
     apply(cursors, this.cursors);
     for (const [name, stmts] of prepared) if (stmts) this.unconfirmedPrepared.push(name);
@@ -257,7 +304,7 @@ export class StatementGate {
       else this.holdable.delete(name);
     }
     for (const h of holds) this.holdable.add(h);
-    return mask ? { allowed: true, audit, statements: effective, mask } : { allowed: true, audit, statements: effective };
+    return mask ? { allowed: true, audit, statements: effective, mask, scope } : { allowed: true, audit, statements: effective, scope };
   }
 
   /**

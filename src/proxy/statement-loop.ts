@@ -101,6 +101,32 @@ export class StatementLoop {
     return a.allowed ? { ...a, audit: { ...a.audit, decision: 'allow', reason: 'approved for this session by an operator earlier' } } : a;
   }
 
+  /**
+   * A prepared statement about to be bound after its search_path or the target's catalog changed: the server
+   * resolves its names again now, so Sluice decides it again. Allowed: the entry takes the new decision (its
+   * Executes are recorded with it). Review: each Bind waits for an operator from now on. Refused: the refusal for
+   * this Bind, whose record says why.
+   */
+  private redecide(entry: PreparedEntry): { audit: GateAudit; refusal: Refusal } | null {
+    const v = this.gate.recheck(entry.text);
+    if (v.allowed) {
+      if (!entry.review) entry.audit = v.audit;
+      entry.scope = v.scope;
+      return null;
+    }
+    if (v.audit.decision === 'review' && this.hold.canHold) {
+      const a = this.gate.recheck(entry.text, true);
+      if (a.allowed) {
+        entry.review ??= { approvalTimeoutMs: v.approvalTimeoutMs ?? null, policyMessage: v.refusal.message, maskedColumns: v.maskedColumns ?? [] };
+        entry.audit = { ...a.audit, reason: 'sent to review: each execution waits for an operator' };
+        entry.scope = a.scope;
+        return null;
+      }
+    }
+    const refusal = { ...v.refusal, message: `${v.refusal.message} (decided again at Bind: the search_path or the tables of the target changed since it was prepared)` };
+    return { audit: { ...v.audit, decision: 'deny', reason: refusal.message }, refusal };
+  }
+
   /** A ParseComplete, BindComplete or CloseComplete from the server: the oldest awaiting message took effect. */
   onServerConfirmed(): void {
     const a = this.awaiting[this.awaitingHead];
@@ -221,7 +247,7 @@ export class StatementLoop {
           rec('parse', p.name, shown, v.audit);
           if (v.allowed) {
             const statements = v.statements;
-            const entry: PreparedEntry = { text: shown, audit: v.audit, ...(review ? { review } : {}) };
+            const entry: PreparedEntry = { text: shown, audit: v.audit, scope: v.scope, ...(review ? { review } : {}) };
             this.awaiting.push({ undo: this.ext.define(p.name, entry), confirm: () => this.gate.confirmParse(p.name, statements) });
             out.push(f);
           } else {
@@ -241,6 +267,16 @@ export class StatementLoop {
           if (!b) return malformed('Bind');
           const entry = this.ext.statement(b.statement);
           let note: string | undefined;
+          const stale = entry && entry.scope != null && entry.scope !== this.gate.scopeKey() ? this.redecide(entry) : null;
+          if (stale) {
+            rec('execute', b.portal, entry!.text, stale.audit, at);
+            if (b.params.length > 0) records[records.length - 1]!.params = this.gate.redactParams ? b.params.map(() => '<redacted>') : b.params;
+            this.tracker.refusedParse(stale.refusal);
+            out.push(refusalExtended(stale.refusal));
+            this.awaiting.push({ undo: this.ext.define('', { text: entry!.text, audit: entry!.audit }) }, { undo: NO_UNDO });
+            this.discarding = true;
+            break;
+          }
           if (entry?.review) {
             if (decided?.kind === 'refuse') {
               const refusal = decided.refusal.code === '42501' ? { ...decided.refusal, message: `${decided.refusal.message} (${entry.review.policyMessage})` } : decided.refusal;

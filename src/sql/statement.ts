@@ -231,9 +231,10 @@ function explain(body: Json, text: string): Classified | Refusal {
 function variableSet(body: Json, facts: Facts): StatementClass {
   const name = str(body.name).toLowerCase();
   const args = Array.isArray(body.args) ? body.args : [];
+  const local = body.is_local === true;
   switch (body.kind) {
     case 'VAR_SET_VALUE':
-      facts.setting(name, args.map((a) => constantText(a) ?? '?').join(', '));
+      facts.setting(name, args.map((a) => constantText(a) ?? '?').join(', '), false, local);
       return 'session';
     case 'VAR_SET_MULTI':
       // SET TRANSACTION ... / SET SESSION CHARACTERISTICS AS TRANSACTION ... (the session's defaults)
@@ -248,7 +249,7 @@ function variableSet(body: Json, facts: Facts): StatementClass {
       return 'session';
     default:
       // VAR_SET_DEFAULT, VAR_SET_CURRENT, VAR_RESET
-      facts.setting(name || '*', null);
+      facts.setting(name || '*', null, false, local);
       return 'session';
   }
 }

@@ -55,9 +55,10 @@ export interface ClassifiedStatement {
   /**
    * Settings the statement changes: SET/RESET/set_config(...), ALTER SYSTEM, transaction characteristics
    * (name lowercased; value null for RESET/DEFAULT). Name '*' means every setting (RESET ALL, DISCARD ALL) or one
-   * named only at run time; `dynamic` marks a name or value computed at run time (set_config($1, ...)).
+   * named only at run time; `dynamic` marks a name or value computed at run time (set_config($1, ...)); `local`
+   * a change that ends with the transaction (SET LOCAL, set_config(..., true), or an is_local that is not a constant).
    */
-  settings: { name: string; value: string | null; dynamic?: boolean }[];
+  settings: { name: string; value: string | null; dynamic?: boolean; local?: true }[];
   /** SQL-level prepared statements and cursors, so EXECUTE/FETCH can be resolved to what they run. */
   prepare?: { name: string; statement: ClassifiedStatement };
   execute?: { name: string };

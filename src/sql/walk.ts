@@ -11,7 +11,8 @@ import type { HiddenSql, RelationRef } from './types.js';
  */
 
 export type Json = Record<string, unknown>;
-export type Setting = { name: string; value: string | null; dynamic?: boolean };
+/** `local`: only until the end of the transaction (SET LOCAL, set_config(..., true) or an is_local not constant). */
+export type Setting = { name: string; value: string | null; dynamic?: boolean; local?: true };
 
 /** CTE names in scope at a point of the tree, innermost first. */
 export interface CteScope {
@@ -57,9 +58,11 @@ export class Facts {
     else if (at < seen.at) seen.at = at;
   }
 
-  setting(name: string, value: string | null, dynamic = false): void {
+  setting(name: string, value: string | null, dynamic = false, local = false): void {
     this.literalDependent = true;
-    this.settings.push(dynamic ? { name, value, dynamic } : { name, value });
+    const s: Setting = dynamic ? { name, value, dynamic } : { name, value };
+    if (local) s.local = true;
+    this.settings.push(s);
   }
 
   sortedReads(): RelationRef[] {
@@ -186,7 +189,10 @@ function functionCall(body: Json, facts: Facts, scope: CteScope | null, push: Pu
     const name = constantText(args[0]);
     const value = constantText(args[1]);
     const dynamic = typeof name !== 'string' || value === undefined;
-    facts.setting(typeof name === 'string' ? name.toLowerCase() : '*', value ?? null, dynamic);
+    // is_local: only a constant false is surely session-wide.
+    const isLocal = constantText(args[2]);
+    const local = !(isLocal === 'false' || isLocal === 'f' || isLocal === 'off' || isLocal === 'no' || isLocal === '0');
+    facts.setting(typeof name === 'string' ? name.toLowerCase() : '*', value ?? null, dynamic, local);
   }
   for (const key of Object.keys(body).reverse()) if (!NOT_FUNCNAME.has(key)) push(body[key], scope);
 }

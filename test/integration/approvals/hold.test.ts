@@ -40,7 +40,7 @@ describe('a review statement waits for an operator', () => {
       await c.query('SELECT 1 AS warmup');
       const insert = c.query('INSERT INTO t VALUES (1)');
       const a = await pending('INSERT INTO t VALUES (1)');
-      expect(a).toMatchObject({ identity: 'agent', groups: ['test'], target: 'app', classes: ['write'], tables: ['w:?.t'], rule: 'writes-reviewed' });
+      expect(a).toMatchObject({ identity: 'agent', groups: ['test'], target: 'app', classes: ['write'], tables: ['w:public.t'], rule: 'writes-reviewed' });
       expect(a.recentStatements).toContain('SELECT 1 AS warmup');
       expect(a.columns).toEqual([]); // INSERT ... VALUES without a column list names none
       expect(await rows(1)).toBe(0);

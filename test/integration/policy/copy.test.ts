@@ -93,7 +93,7 @@ describe('COPY TO STDOUT', () => {
     });
     const r = await psql(readerUrl, ['-c', 'COPY t TO STDOUT']);
     expect(r.stdout.toString('utf8')).toBe('');
-    expect(r.stderr).toMatch(/ERROR: {2}Sluice policy refuses copy_out on t for identity "reader-bot" \(rule "default-deny"\)/);
+    expect(r.stderr).toMatch(/ERROR: {2}Sluice policy refuses copy_out on public.t for identity "reader-bot" \(rule "default-deny"\)/);
     expect(r.stderr).toMatch(/HINT: {2}.*allow copy_out/);
   });
 

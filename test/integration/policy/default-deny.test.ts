@@ -74,7 +74,7 @@ describe('no policy section: default deny', () => {
     const r = await psql(empty.url(), ['-c', 'SELECT count(*) FROM t']);
     expect(r.code).toBe(1);
     expect(r.stdout.toString('utf8')).toBe('');
-    expect(r.stderr).toContain('ERROR:  Sluice policy refuses read on t for identity "agent" (rule "default-deny")');
+    expect(r.stderr).toContain('ERROR:  Sluice policy refuses read on public.t for identity "agent" (rule "default-deny")');
     expect(r.stderr).toContain('HINT:  No policy rule matches identity "agent"');
   });
 });
@@ -136,7 +136,7 @@ describe('rules match the client address', () => {
       expectAudit(ruled, 'SELECT count(*)::int AS n FROM t', 'allow', 'local-ops');
       // remote-ops would allow the write, but the client is not in 10.0.0.0/8.
       const err = await refused(ruled, c, 'INSERT INTO t VALUES (9)', { rule: 'default-deny', cls: 'write', object: 't' });
-      expect(err.hint).toContain('No policy rule allows write on t for identity "ops-bot"');
+      expect(err.hint).toContain('No policy rule allows write on public.t for identity "ops-bot"');
     });
     expect(await rowsOfT()).toBe(2);
   });

@@ -196,19 +196,21 @@ describe('hidden SQL and dangerous functions', () => {
 });
 
 describe('session settings', () => {
-  it('allows SET search_path; unqualified names are still matched conservatively', async () => {
+  it('allows SET search_path; unqualified names are then resolved through it, as the server does', async () => {
     await agent(async (c) => {
       await c.query('SET search_path = shadow, public');
       expectAudit(env.sluice, 'SET search_path = shadow, public', 'allow', 'test-rules');
       expect((await c.query('SHOW search_path')).rows).toEqual([{ search_path: 'shadow, public' }]);
       expect((await c.query('SELECT count(*)::int AS n FROM t')).rows).toEqual([{ n: 3 }]);
-      // `secrets` now resolves to shadow.secrets on the server; Sluice cannot know that and still refuses it.
-      await refused(env.sluice, c, 'SELECT s FROM secrets', { rule: 'test-rules', cls: 'read', object: 'secrets' });
-      expect((await c.query('SELECT s FROM shadow.secrets')).rows).toEqual([{ s: 'harmless' }]);
+      // `secrets` is shadow.secrets on the server now, and in Sluice's decision: the public.secrets entry does not apply.
+      expect((await c.query('SELECT s FROM secrets')).rows).toEqual([{ s: 'harmless' }]);
+      const row = env.sluice.broker.db.prepare('SELECT objects FROM statements WHERE id = ?').get(auditRow(env.sluice, 'SELECT s FROM secrets').id) as { objects: string };
+      expect(JSON.parse(row.objects)).toEqual(['r:shadow.secrets']);
       await c.query('SET search_path = vault');
-      // `ledger` resolves to the denied vault.ledger: refused although no schema was written.
-      const err = await refused(env.sluice, c, 'SELECT n FROM ledger', { rule: 'test-rules', cls: 'read', object: 'ledger' });
-      expect(err.hint).toContain('not schema-qualified');
+      // `ledger` resolves to the denied vault.ledger: refused, named as the server resolves it.
+      await refused(env.sluice, c, 'SELECT n FROM ledger', { rule: 'test-rules', cls: 'read', object: 'vault.ledger' });
+      await c.query('RESET search_path');
+      await refused(env.sluice, c, 'SELECT s FROM secrets', { rule: 'test-rules', cls: 'read', object: 'public.secrets' });
     });
   });
 

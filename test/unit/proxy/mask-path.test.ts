@@ -32,23 +32,55 @@ describe('SearchPathTracker', () => {
     expect(t.current()).toEqual(['other']);
   });
 
-  it('stays widened after an error, inside a transaction, for SET LOCAL and in the extended protocol', () => {
+  it('a lone SET that failed changed nothing; SET LOCAL ends with its transaction', () => {
     const failed = new SearchPathTracker('app', 'public');
     run(failed, 'SET search_path = other');
     failed.onServerError();
     failed.onReady(I);
-    expect(failed.current()).toEqual({ anyOf: [['public'], ['other']] });
+    expect(failed.current()).toEqual(['public']);
 
+    const local = new SearchPathTracker('app', 'public');
+    local.onReady(T);
+    run(local, 'SET LOCAL search_path = other');
+    expect(local.current()).toEqual({ anyOf: [['public'], ['other']] });
+    local.onReady(T);
+    expect(local.current()).toEqual({ anyOf: [['public'], ['other']] });
+    local.onReady(I);
+    expect(local.current()).toEqual(['public']);
+    const localFn = new SearchPathTracker('app', 'public');
+    run(localFn, "SELECT set_config('search_path', 'other', true)");
+    localFn.onReady(I);
+    expect(localFn.current()).toEqual(['public']);
+  });
+
+  it('stays widened inside a transaction, in the extended protocol, behind unanswered cycles, after user code', () => {
     const inTx = new SearchPathTracker('app', 'public');
     inTx.onReady(T);
     run(inTx, 'SET search_path = other');
     inTx.onReady(I);
     expect(inTx.current()).toEqual({ anyOf: [['public'], ['other']] });
 
-    const local = new SearchPathTracker('app', 'public');
-    run(local, 'SET LOCAL search_path = other');
-    local.onReady(I);
-    expect(local.current()).toEqual({ anyOf: [['public'], ['other']] });
+    // A WHERE may keep set_config() from running: not certain.
+    const where = new SearchPathTracker('app', 'public');
+    run(where, "SELECT set_config('search_path', 'other', false) WHERE false");
+    where.onReady(I);
+    expect(where.current()).toEqual({ anyOf: [['public'], ['other']] });
+
+    // The ReadyForQuery of an earlier cycle (not quiet) concludes nothing; the SET's own one does.
+    const piped = new SearchPathTracker('app', 'public');
+    run(piped, 'SET search_path = other');
+    piped.onReady(I, false);
+    expect(piped.current()).toEqual({ anyOf: [['public'], ['other']] });
+    piped.onReady(I, true);
+    expect(piped.current()).toEqual(['other']);
+
+    const opaque = new SearchPathTracker('app', 'public');
+    opaque.onAllowed([], true, true);
+    opaque.onReady(I);
+    expect(opaque.current()).toBeNull();
+    run(opaque, 'SET search_path = public');
+    opaque.onReady(I);
+    expect(opaque.current()).toEqual(['public']);
 
     const ext = new SearchPathTracker('app', 'public');
     run(ext, 'SET search_path = other', false);
@@ -56,7 +88,7 @@ describe('SearchPathTracker', () => {
     expect(ext.current()).toEqual({ anyOf: [['public'], ['other']] });
   });
 
-  it('a value known only at run time makes it unknown; RESET widens to the session default', () => {
+  it('a value known only at run time makes it unknown; RESET goes back to the session default', () => {
     const t = new SearchPathTracker('app', 'public');
     run(t, "SELECT set_config('search_path', $1, false)");
     expect(t.current()).toBeNull();
@@ -65,6 +97,8 @@ describe('SearchPathTracker', () => {
     r.onReady(I);
     run(r, 'RESET search_path');
     expect(r.current()).toEqual({ anyOf: [['other'], ['public']] });
+    r.onReady(I);
+    expect(r.current()).toEqual(['public']);
   });
 });
 

@@ -248,9 +248,18 @@ describe('classify: messages, texts and tags', () => {
     ]);
   });
 
+  it('marks settings that end with the transaction as local: SET LOCAL, set_config(..., true) or a run-time is_local', () => {
+    const settings = (sql: string) => { const r = classify(sql, { cache: false }); return r.ok ? r.statements[0]!.settings : null; };
+    expect(settings('SET LOCAL search_path = a')).toEqual([{ name: 'search_path', value: 'a', local: true }]);
+    expect(settings('SET search_path = a')).toEqual([{ name: 'search_path', value: 'a' }]);
+    expect(settings("SELECT set_config('search_path', 'a', false)")).toEqual([{ name: 'search_path', value: 'a' }]);
+    expect(settings("SELECT set_config('search_path', 'a', true)")).toEqual([{ name: 'search_path', value: 'a', local: true }]);
+    expect(settings("SELECT set_config('search_path', 'a', $1)")).toEqual([{ name: 'search_path', value: 'a', local: true }]);
+  });
+
   it('reports set_config with a name or value computed at run time as dynamic', () => {
     const r = classify('SELECT pg_catalog.set_config($1, $2, true)', { cache: false });
-    expect(r.ok && r.statements[0]!.settings).toEqual([{ name: '*', value: null, dynamic: true }]);
+    expect(r.ok && r.statements[0]!.settings).toEqual([{ name: '*', value: null, dynamic: true, local: true }]);
     const v = classify("SELECT set_config('role', (SELECT 'admin'), false)", { cache: false });
     expect(v.ok && v.statements[0]!.settings).toEqual([{ name: 'role', value: null, dynamic: true }]);
   });
