@@ -61,6 +61,12 @@ export interface StatementCheck {
 
 const RANK = { allow: 0, review: 1, deny: 2 } as const;
 
+const DERIVED_HINT = 'Select the masked column itself (it is returned masked) instead of an expression over it.';
+
+function derivedMessage(label: string, column: string, rule: string): string {
+  return `result column ${label} is computed from masked column ${column} and rule ${rule} refuses derived values`;
+}
+
 function refusal(rule: string, message: string, hint: string): MaskRefusal {
   return { code: MASKING_REFUSED, message, hint, rule };
 }
@@ -85,6 +91,17 @@ export function checkStatement(t: StatementTaint, r: MaskResolver): StatementChe
   for (const s of t.echoes) {
     const rule = r.ruleOf(s);
     if (rule) return deny(rule.name, `cast refused: converting masked column ${r.describe(s)} (rule ${rule.name}) could echo its value in an error message`, 'Cast it in your own code after reading it (it is returned masked).');
+  }
+  // A result column computed from a column whose rule refuses derived values: refused before it runs (at the
+  // RowDescription the statement would already have run, with whatever side effects it has).
+  if (t.exact && t.outputs) {
+    for (const o of t.outputs) {
+      if (!o.computed) continue;
+      for (const s of o.sources) {
+        const rule = r.ruleOf(s);
+        if (rule?.derived === 'deny') return deny(rule.name, derivedMessage(`"${o.name}"`, r.describe(s), rule.name), DERIVED_HINT);
+      }
+    }
   }
   let verdict: 'allow' | 'review' | 'deny' = 'allow';
   let worst: { rule: CompiledMaskRule; source: Source } | null = null;
@@ -131,11 +148,7 @@ export function buildMaskPlan(fields: readonly PlanField[], t: StatementTaint | 
       if (denied) {
         return {
           ok: false,
-          refusal: refusal(
-            denied.rule!.name,
-            `result column ${label} is computed from masked column ${r.describe(denied.s)} and rule ${denied.rule!.name} refuses derived values`,
-            'Select the masked column itself (it is returned masked) instead of an expression over it.',
-          ),
+          refusal: refusal(denied.rule!.name, derivedMessage(label, r.describe(denied.s), denied.rule!.name), DERIVED_HINT),
         };
       }
       if (hits.length > 0) mask = { method: REDACT, rule: hits[0]!.rule!.name, how: 'derived', columns: hits.map((h) => r.describe(h.s)) };

@@ -17,6 +17,12 @@ export interface OutCol {
   sources: Set<Source>;
   /** The base column when the value is exactly that column's (a plain reference through aliases). */
   direct: ColKey | null;
+  /**
+   * Certainly computed: PostgreSQL reports no provenance for it (table OID 0), so a rule's `derived` applies to its
+   * sources. Unset for column references and casts of them (a same-type cast is dropped and keeps provenance):
+   * those are judged when the RowDescription arrives.
+   */
+  computed?: true;
 }
 
 /** What the whole statement does with sources; filled while walking. */

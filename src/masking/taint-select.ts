@@ -40,7 +40,8 @@ export function analyzeSelect(a: Analyzer, stmt: Json, outer: Scope | null): Que
   if (body.op !== undefined && body.op !== 'SETOP_NONE') {
     const l = analyzeSelect(a, (body.larg ?? {}) as Json, base);
     const r = analyzeSelect(a, (body.rarg ?? {}) as Json, base);
-    const outputs = l.outputs.map((c, i) => ({ name: c.name, sources: union([c, ...(r.outputs[i] ? [r.outputs[i]] : [])]), direct: null }));
+    // A set operation's columns have no provenance in PostgreSQL's RowDescription.
+    const outputs = l.outputs.map((c, i): OutCol => ({ name: c.name, sources: union([c, ...(r.outputs[i] ? [r.outputs[i]] : [])]), direct: null, computed: true }));
     const sortScope: Scope = { ...base, outputs };
     orderingClauses(a, body, sortScope, outputs);
     return { outputs, exact: l.exact && r.exact && l.outputs.length === r.outputs.length };
@@ -51,7 +52,7 @@ export function analyzeSelect(a: Analyzer, stmt: Json, outer: Scope | null): Que
       arr((row.List as Json | undefined)?.items).forEach((item, i) => {
         const s = expr(item, base, a);
         if (outputs[i]) for (const x of s) outputs[i]!.sources.add(x);
-        else outputs[i] = { name: `column${i + 1}`, sources: s, direct: null };
+        else outputs[i] = { name: `column${i + 1}`, sources: s, direct: null, computed: true };
       });
     }
     orderingClauses(a, body, { ...base, outputs }, outputs);
@@ -76,10 +77,15 @@ export function analyzeSelect(a: Analyzer, stmt: Json, outer: Scope | null): Que
       const sources = union(cols);
       for (const x of sources) a.f.all.add(x);
       const direct = cols.length === 1 ? cols[0]!.direct : null;
-      outputs.push({ name: (rt.name as string | undefined) ?? cols[0]?.name ?? '?column?', sources, direct });
+      const out: OutCol = { name: (rt.name as string | undefined) ?? cols[0]?.name ?? '?column?', sources, direct };
+      // A column of a subquery or CTE that computes it is as computed here.
+      if (cols.length === 1 && cols[0]!.computed) out.computed = true;
+      outputs.push(out);
       continue;
     }
-    outputs.push({ name: (rt.name as string | undefined) ?? '?column?', sources: expr(val, scope, a), direct: null });
+    const out: OutCol = { name: (rt.name as string | undefined) ?? '?column?', sources: expr(val, scope, a), direct: null };
+    if (!castOfColumn(val)) out.computed = true;
+    outputs.push(out);
   }
   const withOutputs: Scope = { ...scope, outputs };
   orderingClauses(a, body, withOutputs, outputs);
@@ -325,3 +331,10 @@ function join(a: Analyzer, b: Json, scope: Scope): FromItem {
 }
 
 export { wholeRow };
+
+/** `col::type` (casts of casts too): PostgreSQL drops a cast to the column's own type, keeping its provenance. */
+function castOfColumn(node: Json | undefined): boolean {
+  let n = node;
+  while (n?.TypeCast) n = (n.TypeCast as Json).arg as Json | undefined;
+  return n !== node && n?.ColumnRef !== undefined;
+}

@@ -44,6 +44,8 @@ INSERT INTO child VALUES (2, '${CANARY.secretChild}', 7);
 CREATE SCHEMA other;
 CREATE TABLE other.customers (id int, email text);
 INSERT INTO other.customers VALUES (1, 'not-secret@example.com');
+CREATE TABLE other.orders (id int, card text);
+INSERT INTO other.orders VALUES (1, 'not-a-card');
 CREATE FUNCTION public.leak() RETURNS SETOF text LANGUAGE sql AS 'SELECT email FROM customers';
 GRANT ALL ON ALL TABLES IN SCHEMA public, other TO app;
 GRANT USAGE ON SCHEMA other TO app;

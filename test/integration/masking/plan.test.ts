@@ -4,6 +4,7 @@
  * come back as they are.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkStatement } from '../../../src/masking/index.js';
 import { loadParser } from '../../../src/sql/parser.js';
 import { startPostgres, type PgCluster } from '../../harness/postgres.js';
 import { CANARY, Env, expectNoCanary, SETUP_SQL } from './fixture.js';
@@ -122,6 +123,30 @@ describe('refused', () => {
       expect(why?.hint.length).toBeGreaterThan(10);
     });
   }
+});
+
+describe('derived: deny is known before the statement runs', () => {
+  for (const sql of [
+    'SELECT upper(card) FROM orders',
+    'SELECT card FROM orders UNION SELECT name FROM customers',
+    'SELECT x FROM (SELECT upper(card) AS x FROM orders) s',
+    'WITH d AS (SELECT length(card) AS n FROM orders) SELECT n FROM d',
+  ]) {
+    it(sql, () => {
+      const check = checkStatement(env.taint(sql), env.resolver);
+      expect(check.verdict, JSON.stringify(check)).toBe('deny');
+      expect(check.refusal?.message).toMatch(/computed from masked column public\.orders\.card and rule card refuses derived values/);
+    });
+  }
+  it('a column itself, or cast to its own type, is left to its RowDescription (masked directly)', async () => {
+    for (const sql of ['SELECT card FROM orders ORDER BY id', 'SELECT card::text AS c FROM orders ORDER BY id', 'SELECT c FROM (SELECT card AS c FROM orders) s']) {
+      expect(checkStatement(env.taint(sql), env.resolver).verdict, sql).toBe('allow');
+      const r = await env.run(sql);
+      expect(r.plan?.ok, sql).toBe(true);
+      expect(r.rows.length, sql).toBeGreaterThan(0);
+      for (const row of r.rows) expect(row[0], sql).not.toMatch(/CANARY/);
+    }
+  });
 });
 
 describe('predicates', () => {

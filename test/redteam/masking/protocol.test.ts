@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDataRow } from '../../../src/masking/datarow.js';
 import { parseErrorFields } from '../../../src/protocol/messages.js';
 import { psql } from '../../integration/clients/util.js';
-import { RawClient, type BackendFrame } from '../raw-client.js';
+import { query, RawClient, type BackendFrame } from '../raw-client.js';
 import { auditBytes, canariesIn, CANARY, expectNoCanary, startMaskEnv, type MaskEnv } from './env.js';
 
 let env: MaskEnv;
@@ -181,6 +181,37 @@ describe('node-postgres: cursors, PREPARE/EXECUTE, echoes, temp tables, search_p
     await c.query({ text: "SELECT set_config('search_path', $1, false)", values: ['other'] });
     expect((await c.query('SELECT upper(email) AS u FROM customers')).rows).toEqual([{ u: '***' }]);
   }));
+
+  it('a statement prepared under another search_path is checked again at Bind: a predicate on a masked column is refused', async () => {
+    const c = await raw();
+    try {
+      c.write(query('SET search_path = other'));
+      await c.readUntil('Z');
+      // other.orders is not masked: the predicate is fine at Parse.
+      c.write(Buffer.concat([serialize.parse({ name: 'guess', text: 'SELECT id FROM orders WHERE card LIKE $1' }), serialize.sync()]));
+      expect(codes(await c.readUntil('Z'))).toBe('1Z');
+      const run = () => c.write(Buffer.concat([serialize.bind({ statement: 'guess', values: ['%'] }), serialize.execute({}), serialize.sync()]));
+      run();
+      expect(codes(await c.readUntil('Z'))).toBe('2DCZ');
+      // Now the server resolves `orders` to public.orders, whose card rule denies predicates: one guess at a time
+      // would reveal it. The Bind is refused; nothing ran.
+      c.write(query('SET search_path = public'));
+      await c.readUntil('Z');
+      run();
+      const got = await c.readUntil('E');
+      expect(codes(got)).toBe('E');
+      expect(codes(await c.readUntil('Z'))).toBe('Z');
+      const e = parseErrorFields(got[0]!.frame);
+      expect(e.C).toBe('42501');
+      expect(e.M).toMatch(/masked column public\.orders\.card .*decided again at Bind/);
+      c.write(query('SET search_path = other'));
+      await c.readUntil('Z');
+      run();
+      expect(codes(await c.readUntil('Z'))).toBe('2DCZ');
+    } finally {
+      c.destroy();
+    }
+  });
 
   it('INSERT ... RETURNING of a masked column is masked', () => withPg(async (c) => {
     await c.query('BEGIN');
