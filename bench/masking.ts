@@ -56,7 +56,9 @@ async function main(): Promise<void> {
       { name: 'ssn', columns: ['public.people.ssn'], method: { kind: 'partial', first: 0, last: 4 } },
     ] },
   };
-  const child = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'masking-broker.js')], {
+  // SLUICE_BENCH_NODE_ARGS passes Node flags to the broker process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.SLUICE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(dirname(fileURLToPath(import.meta.url)), 'masking-broker.js')], {
     env: { ...process.env, BENCH_PG_PASSWORD: cluster.roles.app.password, SLUICE_BENCH_CONFIG: JSON.stringify(config) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

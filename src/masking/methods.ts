@@ -11,6 +11,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { MaskMethod } from './model.js';
+import { copyBytes } from './datarow.js';
 
 export const TypeOid = {
   bool: 16, bytea: 17, char: 18, name: 19, int8: 20, int2: 21, int4: 23, text: 25, oid: 26,
@@ -143,8 +144,8 @@ export function compileMasker(method: MaskMethod, handling: TypeHandling, format
           const at = b.lastIndexOf(0x40, end - 1);
           if (at <= start || at >= end - 1) return STARS;
           const out = Buffer.allocUnsafe(3 + end - at);
-          STARS.copy(out, 0);
-          b.copy(out, 3, at, end);
+          out[0] = out[1] = out[2] = 0x2a; // ***
+          copyBytes(b, at, end, out, 3);
           return out;
         };
       }
@@ -157,10 +158,10 @@ export function compileMasker(method: MaskMethod, handling: TypeHandling, format
           if (n <= first + last) return repeatFill(fill, n);
           const hidden = n - first - last;
           const out = Buffer.allocUnsafe(first + hidden * fill.length + last);
-          b.copy(out, 0, start, start + first);
+          copyBytes(b, start, start + first, out, 0);
           let w = first;
-          for (let k = 0; k < hidden; k++) w += fill.copy(out, w);
-          b.copy(out, w, end - last, end);
+          for (let k = 0; k < hidden; k++) w += copyBytes(fill, 0, fill.length, out, w);
+          copyBytes(b, end - last, end, out, w);
           return out;
         };
       }
@@ -230,6 +231,6 @@ const STARS = Buffer.from('***', 'latin1');
 
 function repeatFill(fill: Buffer, n: number): Buffer {
   const out = Buffer.allocUnsafe(fill.length * n);
-  for (let k = 0, w = 0; k < n; k++) w += fill.copy(out, w);
+  for (let k = 0, w = 0; k < n; k++) w += copyBytes(fill, 0, fill.length, out, w);
   return out;
 }

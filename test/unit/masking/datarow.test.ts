@@ -35,6 +35,21 @@ describe('rewriteDataRow', () => {
     expect(texts(rewriteDataRow(buildDataRow(['x', 'y']), [null, redact]))).toEqual(['x', '***']);
   });
 
+  it('copies short and long runs alike (the byte loop below 64 bytes, Buffer#copy above)', () => {
+    const partial = compileMasker({ kind: 'partial', first: 2, last: 3, fill: '•' }, 'text', 0, KEY);
+    for (const len of [0, 1, 5, 63, 64, 65, 200, 5000]) {
+      const long = 'x'.repeat(len);
+      const mail = `${'m'.repeat(len + 1)}@${'d'.repeat(len)}.example`;
+      const card = `${'9'.repeat(len)}1234`;
+      const out = texts(rewriteDataRow(buildDataRow([long, mail, card, long + 'z']), [null, email, partial, null]));
+      const hidden = Math.max(0, card.length - 5);
+      expect(out).toEqual([
+        long, `***@${'d'.repeat(len)}.example`,
+        card.length <= 5 ? '•'.repeat(card.length) : `${card.slice(0, 2)}${'•'.repeat(hidden)}234`, long + 'z',
+      ]);
+    }
+  });
+
   it('refuses malformed frames and a field count that differs from the plan', () => {
     const row = buildDataRow(['a', 'b']);
     expect(() => rewriteDataRow(row, [redact])).toThrow(DataRowError);
