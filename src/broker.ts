@@ -212,6 +212,7 @@ export function createBroker(config: SluiceConfig, deps: BrokerDeps = {}): Broke
     openSide, listenAddress: () => listenAddress, demo: deps.demo ?? false,
     // "Try it" previews masked columns with the same MaskSession a real session would get.
     maskSession: (info) => { const t = targets.get(info.target); return t ? maskHub.session(info, t, new SearchPathTracker(t.user, null)) : null; },
+    names: (info) => { const t = targets.get(info.target); return t ? maskHub.names(info, t) : null; },
   });
 
   return {

@@ -16,6 +16,7 @@ import { bindPolicy } from '../policy/evaluate.js';
 import type { Policy } from '../policy/model.js';
 import type { SessionInfo } from '../proxy/context.js';
 import type { MaskSession } from '../proxy/mask-session.js';
+import type { SessionNames } from '../proxy/names.js';
 import type { SideConnection } from '../proxy/side-connection.js';
 import { objectsOf } from '../proxy/statement-gate.js';
 import { classify } from '../sql/classify.js';
@@ -37,6 +38,8 @@ export interface ConsoleDeps {
   demo: boolean;
   /** Masking as a session of this identity would have it (the proxy's own MaskSession); null: unknown target. */
   maskSession?: (info: SessionInfo) => MaskSession | null;
+  /** Unqualified names as a new session would resolve them (proxy/names.ts); null: unknown target. */
+  names?: (info: SessionInfo) => SessionNames | null;
 }
 
 /** A session's export stops here: the console offers it as one download. */
@@ -67,11 +70,15 @@ export function createConsoleHandlers(deps: ConsoleDeps): ConsoleHandlers {
         };
       }
       const info = { ...who, applicationName: a.applicationName ?? null, clientAddr: '127.0.0.1' };
-      const d = bindPolicy(policy, info).decide(parsed.statements);
+      // Decided as the first statement of a new session would be: names resolved with the role's default path.
+      const names = deps.names?.(info) ?? null;
+      await names?.start(PROBE_TIMEOUT_MS);
+      const resolved = names ? names.qualify(parsed.statements) : parsed.statements;
+      const d = bindPolicy(policy, info).decide(resolved);
       const base = {
         groups, refused: null, decision: d.decision, rule: d.rule, message: d.message, hint: d.hint,
         statements: d.statements.map((v, i) => ({ text: parsed.statements[i]?.text ?? '', class: v.class, decision: v.decision, rule: v.rule, object: v.object })),
-        classes: [...new Set(parsed.statements.map((s) => s.class))], tables: objectsOf(parsed.statements),
+        classes: [...new Set(parsed.statements.map((s) => s.class))], tables: objectsOf(resolved),
         maskedColumns: null as string[] | null, masking: maskingPart, policyVersion: version,
       };
       const ms = maskRules.length > 0 ? deps.maskSession?.(info) ?? null : null;

@@ -43,6 +43,7 @@ export interface ServiceDeps {
   listenAddress: ConsoleDeps['listenAddress'];
   demo: boolean;
   maskSession?: ConsoleDeps['maskSession'];
+  names?: ConsoleDeps['names'];
 }
 
 /** The operator recorded for a transport: the OS account Sluice runs as (only it can read the token file). */
