@@ -82,21 +82,30 @@ export class SessionNames {
    * next ones. A load that fails leaves names unqualified (conservative); the cache's timer tries again.
    */
   start(waitMs: number): Promise<void> | null {
-    const snap = this.target.cache.current();
-    if (snap) {
-      this.path.setServerDefault(snap.defaultSearchPath ?? DEFAULT_SEARCH_PATH);
+    if (this.target.cache.current()) {
+      this.learnDefault();
       return null;
     }
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, waitMs);
       timer.unref();
       this.target.cache.ready()
-        .then((s) => this.path.setServerDefault(s.defaultSearchPath ?? DEFAULT_SEARCH_PATH), () => undefined)
+        .then(() => this.learnDefault(), () => undefined)
         .finally(() => {
           clearTimeout(timer);
           resolve();
         });
     });
+  }
+
+  /**
+   * The role's default path, from a snapshot that is not behind the server (ALTER ROLE / DATABASE ... SET
+   * search_path count as catalog changes): until there is one, the path stays unknown and names unqualified.
+   */
+  private learnDefault(): void {
+    if (this.path.sessionDefault() !== null) return;
+    const snap = this.target.certain();
+    if (snap) this.path.setServerDefault(snap.defaultSearchPath ?? DEFAULT_SEARCH_PATH);
   }
 
   /**
@@ -114,6 +123,7 @@ export class SessionNames {
   qualify(statements: readonly ClassifiedStatement[]): readonly ClassifiedStatement[] {
     const snap = this.dirty ? null : this.target.certain();
     if (snap === null) return statements;
+    this.learnDefault();
     let p = this.path.current();
     let out: ClassifiedStatement[] | null = null;
     for (let i = 0; i < statements.length; i++) {
@@ -212,8 +222,11 @@ export function resolveSchema(name: string, p: PathSpec, snap: CatalogSnapshot):
 
 /** Whether running `s` may create, drop or rename relations: DDL, or user code (runsUserCode). */
 export function mayChangeCatalog(s: ClassifiedStatement, snap: CatalogSnapshot | null): boolean {
-  return s.class === 'ddl' || s.secondary?.includes('ddl') === true || runsUserCode(s, snap);
+  return s.class === 'ddl' || s.secondary?.includes('ddl') === true || DEFAULTS.has(s.kind) || runsUserCode(s, snap);
 }
+
+/** Statements that change the search_path a new session starts with (the snapshot's defaultSearchPath). */
+const DEFAULTS = new Set(['AlterRoleSetStmt', 'AlterDatabaseSetStmt', 'AlterRoleStmt']);
 
 /**
  * Whether `s` runs code Sluice cannot see into, which may run DDL or set_config() itself: hidden SQL (DO, dynamic
