@@ -63,8 +63,13 @@ export class SessionNames {
   readonly path: SearchPathTracker;
   private dirty = false;
   private closed = false;
-  /** Qualified copies of classified statements (cached and shared by the classifier), per snapshot and path. */
-  private readonly memo = new WeakMap<ClassifiedStatement, { key: string; out: ClassifiedStatement }>();
+  /**
+   * Qualified copies of relation lists, per snapshot and path. Keyed by the list itself: the classifier's cache
+   * hands out one statement object per text (statements differing in literals get copies), but they share the
+   * template's lists, so a workload of literal-varying queries hits here too.
+   */
+  private readonly memo = new WeakMap<readonly RelationRef[], { key: string; out: RelationRef[] }>();
+  private scope = { path: '', changes: -1, version: -1, key: '' };
 
   constructor(
     private readonly target: TargetNames,
@@ -113,7 +118,15 @@ export class SessionNames {
    * ended, a new snapshot. A prepared statement decided under another key is decided again at Bind.
    */
   scopeKey(): string {
-    return `${this.path.key()}\u0003${this.target.changes}\u0003${this.target.cache.current()?.version ?? 0}`;
+    const path = this.path.key();
+    const changes = this.target.changes;
+    const version = this.target.cache.current()?.version ?? 0;
+    const m = this.scope;
+    // Asked for every Parse and Bind of a statement with unqualified names: built only when a part changed.
+    if (m.path !== path || m.changes !== changes || m.version !== version) {
+      this.scope = { path, changes, version, key: `${path}\u0003${changes}\u0003${version}` };
+    }
+    return this.scope.key;
   }
 
   /**
@@ -125,33 +138,47 @@ export class SessionNames {
     if (snap === null) return statements;
     this.learnDefault();
     let p = this.path.current();
+    let key = `${snap.version}\u0000${this.path.key()}`;
     let out: ClassifiedStatement[] | null = null;
     for (let i = 0; i < statements.length; i++) {
       const s = statements[i]!;
-      const q = this.qualifyOne(s, p, snap);
+      const q = this.qualifyOne(s, p, snap, key);
       if (q !== s) out ??= statements.slice(0, i);
       out?.push(q);
-      if (s.settings.length > 0) p = SearchPathTracker.then(p, s, this.user, this.path.sessionDefault());
+      // DDL or user code earlier in the same message runs before the statements after it: for those, the catalog
+      // (DROP TABLE app.orders; SELECT FROM orders) or the path (a function calling set_config) may have moved.
+      if (i + 1 < statements.length && mayChangeCatalog(s, snap)) {
+        if (out) out.push(...statements.slice(i + 1));
+        return out ?? statements;
+      }
+      if (s.settings.length > 0) {
+        p = SearchPathTracker.then(p, s, this.user, this.path.sessionDefault());
+        key = `${snap.version}\u0000${pathKey(p)}`;
+      }
     }
     return out ?? statements;
   }
 
-  private qualifyOne(s: ClassifiedStatement, p: PathSpec, snap: CatalogSnapshot): ClassifiedStatement {
+  private qualifyOne(s: ClassifiedStatement, p: PathSpec, snap: CatalogSnapshot, key: string): ClassifiedStatement {
     if (!mentionsUnqualified(s)) return s;
-    const key = `${snap.version}\u0000${pathKey(p)}`;
-    const hit = this.memo.get(s);
+    const out: ClassifiedStatement = { ...s, reads: this.refs(s.reads, p, snap, key), writes: this.refs(s.writes, p, snap, key) };
+    // PREPARE and DECLARE are decided on the statement they wrap, resolved with the path in force now (EXECUTE is
+    // decided again on what it runs, with the path in force then).
+    if (s.prepare) out.prepare = { ...s.prepare, statement: this.qualifyOne(s.prepare.statement, p, snap, key) };
+    if (s.declare) out.declare = { ...s.declare, statement: this.qualifyOne(s.declare.statement, p, snap, key) };
+    return out;
+  }
+
+  private refs(list: RelationRef[], p: PathSpec, snap: CatalogSnapshot, key: string): RelationRef[] {
+    if (!hasUnqualified(list)) return list;
+    const hit = this.memo.get(list);
     if (hit?.key === key) return hit.out;
-    const map = (refs: RelationRef[]) => refs.map((r) => {
+    const out = dedupe(list.map((r) => {
       if (r.schema !== null) return r;
       const schema = resolveSchema(r.name, p, snap);
       return schema === null ? r : { schema, name: r.name };
-    });
-    const out: ClassifiedStatement = { ...s, reads: dedupe(map(s.reads)), writes: dedupe(map(s.writes)) };
-    // PREPARE and DECLARE are decided on the statement they wrap, resolved with the path in force now (EXECUTE is
-    // decided again on what it runs, with the path in force then).
-    if (s.prepare) out.prepare = { ...s.prepare, statement: this.qualifyOne(s.prepare.statement, p, snap) };
-    if (s.declare) out.declare = { ...s.declare, statement: this.qualifyOne(s.declare.statement, p, snap) };
-    this.memo.set(s, { key, out });
+    }));
+    this.memo.set(list, { key, out });
     return out;
   }
 

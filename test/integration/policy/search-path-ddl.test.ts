@@ -138,6 +138,20 @@ describe('DDL and non-built-in function calls in an open transaction', () => {
   });
 });
 
+describe('DDL or user code earlier in the same message', () => {
+  it('DROP TABLE app.orders; SELECT v FROM orders in one Query: the SELECT is not taken for app.orders; refused whole', async () => {
+    await agent(async (c) => {
+      await resolvedSoon(c);
+      // The server would run the SELECT after the DROP, on public.orders (denied): Sluice must not call it app.orders.
+      const err = await rejection(c.query('DROP TABLE app.orders; SELECT v FROM orders'));
+      expectRefusal(err, { rule: RULE, cls: 'read', object: 'orders', decision: 'deny' });
+      expect(await scalar(env, "SELECT to_regclass('app.orders')::text")).toBe('app.orders');
+      const fn = await rejection(c.query('SELECT app.noop(); SELECT v FROM orders'));
+      expectRefusal(fn, { rule: RULE, cls: 'read', object: 'orders', decision: 'deny' });
+    });
+  });
+});
+
 describe('the catalog follows DDL made through Sluice', () => {
   it('after DROP TABLE app.gone, gone is never run as app.gone: refused, then resolved to public.gone', async () => {
     const sql = 'SELECT v FROM gone';

@@ -80,6 +80,13 @@ describe('qualify', () => {
     expect(reads(n, 'SELECT v FROM orders')).toEqual([['public.orders']]);
   });
 
+  it('leaves the rest of a message unqualified after DDL or user code in it (they run first)', () => {
+    const n = setup().session();
+    expect(reads(n, 'DROP TABLE app.orders; SELECT v FROM orders')).toEqual([['app.orders'], ['?.orders']]);
+    expect(reads(n, 'SELECT noop(); SELECT v FROM orders')).toEqual([[], ['?.orders']]);
+    expect(reads(n, 'SELECT v FROM orders; SELECT now(); SELECT v FROM only_public')).toEqual([['app.orders'], [], ['public.only_public']]);
+  });
+
   it('qualifies the statement PREPARE and DECLARE wrap', () => {
     const n = setup().session();
     const [p] = n.qualify(stmts('PREPARE p AS SELECT v FROM orders'));
