@@ -253,7 +253,7 @@ export function mayChangeCatalog(s: ClassifiedStatement, snap: CatalogSnapshot |
 }
 
 /** Statements that change the search_path a new session starts with (the snapshot's defaultSearchPath). */
-const DEFAULTS = new Set(['AlterRoleSetStmt', 'AlterDatabaseSetStmt', 'AlterRoleStmt']);
+const DEFAULTS = new Set(['AlterRoleSetStmt', 'AlterDatabaseSetStmt', 'AlterRoleStmt', 'AlterSystemStmt']);
 
 /**
  * Whether `s` runs code Sluice cannot see into, which may run DDL or set_config() itself: hidden SQL (DO, dynamic
