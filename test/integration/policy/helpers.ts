@@ -122,6 +122,15 @@ export function auditRow(sluice: RunningSluice, text: string): StatementRow {
   throw new Error(`no audit row with text ${JSON.stringify(text)}`);
 }
 
+/** The latest audit record of `text` (any session): decision, rule and the objects it names (`r:app.orders`). */
+export function lastAudit(sluice: RunningSluice, text: string): { decision: string; rule: string; objects: string[] } {
+  const r = sluice.broker.db
+    .prepare('SELECT decision, rule, objects FROM statements WHERE text = ? ORDER BY id DESC LIMIT 1')
+    .get(text) as { decision: string; rule: string; objects: string | null } | undefined;
+  if (r === undefined) throw new Error(`no audit row with text ${JSON.stringify(text)}`);
+  return { decision: r.decision, rule: r.rule, objects: JSON.parse(r.objects ?? '[]') as string[] };
+}
+
 /** Asserts the audit row of `text`: decision and rule (and, for refusals, that the reason is the message sent). */
 export function expectAudit(sluice: RunningSluice, text: string, decision: 'allow' | 'deny' | 'review', rule: string, reason?: string): StatementRow {
   const row = auditRow(sluice, text);

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../../src/policy/model.js';
 import {
-  auditRow, count, expectAudit, expectRefusal, query, rawThroughSluice, readReady, refused, rejection, scalar, startPolicyEnv, summary, withPg,
+  auditRow, count, expectAudit, lastAudit, expectRefusal, query, rawThroughSluice, readReady, refused, rejection, scalar, startPolicyEnv, summary, withPg,
   backendAlive, type PolicyEnv,
 } from './helpers.js';
 
@@ -204,8 +204,7 @@ describe('session settings', () => {
       expect((await c.query('SELECT count(*)::int AS n FROM t')).rows).toEqual([{ n: 3 }]);
       // `secrets` is shadow.secrets on the server now, and in Sluice's decision: the public.secrets entry does not apply.
       expect((await c.query('SELECT s FROM secrets')).rows).toEqual([{ s: 'harmless' }]);
-      const row = env.sluice.broker.db.prepare('SELECT objects FROM statements WHERE id = ?').get(auditRow(env.sluice, 'SELECT s FROM secrets').id) as { objects: string };
-      expect(JSON.parse(row.objects)).toEqual(['r:shadow.secrets']);
+      expect(lastAudit(env.sluice, 'SELECT s FROM secrets').objects).toEqual(['r:shadow.secrets']);
       await c.query('SET search_path = vault');
       // `ledger` resolves to the denied vault.ledger: refused, named as the server resolves it.
       await refused(env.sluice, c, 'SELECT n FROM ledger', { rule: 'test-rules', cls: 'read', object: 'vault.ledger' });

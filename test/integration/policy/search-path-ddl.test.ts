@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../../src/policy/model.js';
 import { sleep } from '../../redteam/raw-client.js';
-import { expectRefusal, rejection, scalar, startPolicyEnv, withPg, type PolicyEnv } from './helpers.js';
+import { expectRefusal, lastAudit, rejection, scalar, startPolicyEnv, withPg, type PolicyEnv } from './helpers.js';
 
 const RULE = 'search-path';
 const POLICY: PolicyInput = {
@@ -50,13 +50,7 @@ afterAll(async () => {
 const agent = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => withPg(env.sluice.url(), fn);
 const ORDERS = 'SELECT v FROM orders';
 
-function audited(text: string): { decision: string; rule: string; objects: string[] } {
-  const r = env.sluice.broker.db
-    .prepare('SELECT decision, rule, objects FROM statements WHERE text = ? ORDER BY id DESC LIMIT 1')
-    .get(text) as { decision: string; rule: string; objects: string | null } | undefined;
-  if (r === undefined) throw new Error(`no audit row with text ${JSON.stringify(text)}`);
-  return { decision: r.decision, rule: r.rule, objects: JSON.parse(r.objects ?? '[]') as string[] };
-}
+const audited = (text: string) => lastAudit(env.sluice, text);
 
 /** Polls `check` until it passes, for up to 5 s (the catalog reload after a transaction ends). */
 async function soon<T>(check: () => Promise<T>): Promise<T> {

@@ -15,7 +15,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../../src/policy/model.js';
 import {
-  expectRefusal, firstError, pbe, query, rawThroughSluice, readReady, rejection, startPolicyEnv, summary, withPg, type PolicyEnv,
+  expectRefusal, firstError, lastAudit, pbe, query, rawThroughSluice, readReady, rejection, startPolicyEnv, summary, withPg, type PolicyEnv,
 } from './helpers.js';
 
 const RULE = 'search-path';
@@ -56,14 +56,7 @@ afterAll(async () => {
 
 const agent = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => withPg(env.sluice.url(), fn);
 
-/** The latest audit record of `text` (any session): decision, rule and the objects it names. */
-function audited(text: string): { decision: string; rule: string; objects: string[] } {
-  const r = env.sluice.broker.db
-    .prepare('SELECT decision, rule, objects FROM statements WHERE text = ? ORDER BY id DESC LIMIT 1')
-    .get(text) as { decision: string; rule: string; objects: string | null } | undefined;
-  if (r === undefined) throw new Error(`no audit row with text ${JSON.stringify(text)}`);
-  return { decision: r.decision, rule: r.rule, objects: JSON.parse(r.objects ?? '[]') as string[] };
-}
+const audited = (text: string) => lastAudit(env.sluice, text);
 
 /** Runs an allowed read, returns column v (or amname) of each row, and checks it was audited as allowed on `object`. */
 async function reads(c: pg.Client, sql: string, object: string, params?: unknown[]): Promise<string[]> {
