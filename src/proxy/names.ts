@@ -185,8 +185,9 @@ export class SessionNames {
   /** A message was allowed: follow its search_path changes, and note a catalog change it may make. */
   onAllowed(effective: readonly ClassifiedStatement[], topLevel: readonly ClassifiedStatement[], simpleQuery: boolean): void {
     const snap = this.target.cache.current();
-    this.path.onAllowed(topLevel, simpleQuery, effective.some((s) => runsUserCode(s, snap)));
-    if (this.dirty || !effective.some((s) => mayChangeCatalog(s, snap))) return;
+    const userCode = effective.some((s) => runsUserCode(s, snap));
+    this.path.onAllowed(topLevel, simpleQuery, userCode);
+    if (this.dirty || !(userCode || effective.some(changesSchema))) return;
     this.dirty = true;
     this.target.begin();
   }
@@ -249,7 +250,12 @@ export function resolveSchema(name: string, p: PathSpec, snap: CatalogSnapshot):
 
 /** Whether running `s` may create, drop or rename relations: DDL, or user code (runsUserCode). */
 export function mayChangeCatalog(s: ClassifiedStatement, snap: CatalogSnapshot | null): boolean {
-  return s.class === 'ddl' || s.secondary?.includes('ddl') === true || DEFAULTS.has(s.kind) || runsUserCode(s, snap);
+  return changesSchema(s) || runsUserCode(s, snap);
+}
+
+/** DDL, or a change of the search_path new sessions start with. */
+function changesSchema(s: ClassifiedStatement): boolean {
+  return s.class === 'ddl' || s.secondary?.includes('ddl') === true || DEFAULTS.has(s.kind);
 }
 
 /** Statements that change the search_path a new session starts with (the snapshot's defaultSearchPath). */
