@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { configJsonSchema, configJsonSchemaText } from '../../../src/config/schema.js';
 
@@ -17,5 +20,18 @@ describe('config JSON Schema', () => {
     expect(schema.required).toEqual(['targets']);
     expect(schema.additionalProperties).toBe(false);
     expect(schema.properties['dataDir']?.description).toMatch(/SQLite/);
+  });
+
+  it('ships with the package and the desktop app', () => {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const packed = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })) as
+      { files: { path: string }[] }[];
+    const paths = packed[0]!.files.map((f) => f.path);
+    expect(paths).toContain('schema/sluice-config.schema.json');
+    expect(paths).toContain('bin/sluice.js');
+    // Only what runs: no tests, benches or sources of other layers in the package.
+    expect(paths.filter((p) => /^(test|bench|src|renderer|main)\//.test(p))).toEqual([]);
+    const builder = parseYaml(readFileSync(new URL('../../../electron-builder.yml', import.meta.url), 'utf8')) as { files: string[] };
+    expect(builder.files).toContain('schema/sluice-config.schema.json');
   });
 });
