@@ -42,6 +42,7 @@ export const enum Backend {
   BackendKeyData = 0x4b, // K
   ErrorResponse = 0x45, // E
   NoticeResponse = 0x4e, // N
+  NotificationResponse = 0x41, // A
   ParameterStatus = 0x53, // S
   ReadyForQuery = 0x5a, // Z
   NegotiateProtocolVersion = 0x76, // v

@@ -301,6 +301,14 @@ export class Relay {
         const fields = parseErrorFields(f);
         this.completions.onFrame(f, fields); // decoded once for both
         if (fields.V === 'FATAL' || fields.V === 'PANIC') this.serverFatal = `server: ${fields.C ?? ''} ${fields.M ?? ''}`.trim();
+      } else if (code === Backend.NotificationResponse && f.length >= 9) {
+        // The sender's pid as its client knows it (Sluice's BackendKeyData), as a direct connection would show it.
+        const pid = this.ctx.cancels.clientPid(this.opts.target, f.readInt32BE(5));
+        if (pid !== null) {
+          visible ??= frames.slice(0, i);
+          f = Buffer.from(f);
+          f.writeInt32BE(pid, 5);
+        }
       } else if (code === Backend.ParameterStatus) {
         const why = this.opts.pinned.check(f);
         // The change already happened upstream; nothing after it may be read differently by Sluice and the server.

@@ -159,16 +159,17 @@ describe('node-postgres', () => {
         let selfMatchesKey: boolean | undefined;
         listener.on('notification', (n) => got.push(n));
         await listener.query('LISTEN np_a; LISTEN "np B"');
-        const notifierPid = (await notifier.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
-        const listenerPid = (await listener.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
+        // A client knows its own backend by the BackendKeyData pid (node-postgres: processID; libpq: PQbackendPID).
+        const notifierPid = internals(notifier).processID;
+        const listenerPid = internals(listener).processID;
         await notifier.query("NOTIFY np_a, 'one'");
         await notifier.query("SELECT pg_notify('np B', $1)", ['two ✓']);
         await notifier.query("BEGIN; NOTIFY np_a, 'rolled back'; ROLLBACK");
         await notifier.query("BEGIN; NOTIFY np_a, 'committed'; NOTIFY np_a, 'committed'; COMMIT");
         await listener.query("NOTIFY np_a, 'to myself'");
         await waitFor(() => (got.some((n) => n.payload === 'to myself') ? true : undefined), 'the self notification');
-        // NotificationResponse carries the server's backend pid as is: through Sluice it is not the BackendKeyData
-        // pid the client was given (so "ignore my own notifications by processID" needs pg_backend_pid()).
+        // NotificationResponse names the sender by the pid its client was given: through Sluice that is Sluice's own
+        // BackendKeyData pid, so "ignore my own notifications by processID" works as it does direct.
         const self = got.find((n) => n.payload === 'to myself')!;
         selfMatchesKey = self.processId === internals(listener).processID;
         await listener.query('UNLISTEN np_a');
@@ -181,7 +182,7 @@ describe('node-postgres', () => {
       }
     });
     expect(direct.selfMatchesKey).toBe(true);
-    expect(sluice.selfMatchesKey).toBe(false); // by design: Sluice's own BackendKeyData
+    expect(sluice.selfMatchesKey).toBe(true);
     expect(direct.got).toEqual([
       { channel: 'np_a', payload: 'one', from: 'notifier' },
       { channel: 'np B', payload: 'two ✓', from: 'notifier' },

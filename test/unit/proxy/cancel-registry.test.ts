@@ -39,4 +39,25 @@ describe('CancelRegistry', () => {
     expect(new Set(keys.map((k) => k.pid)).size).toBe(500);
     for (const k of keys) expect(reg.resolve(k.pid, k.secret)).toEqual({ target: k.t, pid: 1000 + k.i, secret: k.i });
   });
+
+  it('names an upstream backend by the pid its client was given, per database, until it unregisters', () => {
+    const reg = new CancelRegistry();
+    const app = target('app');
+    const same = { ...target('app-again') }; // another target naming the same database: same backends
+    const other = { ...target('other'), database: 'e' };
+    const a = reg.register(app, 4242, 1);
+    const b = reg.register(other, 4242, 2); // another database may have a backend with the same pid
+    expect(reg.clientPid(app, 4242)).toBe(a.pid);
+    expect(reg.clientPid(same, 4242)).toBe(a.pid);
+    expect(reg.clientPid(other, 4242)).toBe(b.pid);
+    expect(reg.clientPid(app, 4243)).toBeNull(); // not relayed by Sluice: passed as is
+    // The server reused the pid for a new session before the old one unregistered: the old one's end keeps it.
+    const c = reg.register(app, 4242, 3);
+    reg.unregister(a.pid);
+    expect(reg.clientPid(app, 4242)).toBe(c.pid);
+    reg.unregister(c.pid);
+    reg.unregister(b.pid);
+    expect(reg.clientPid(app, 4242)).toBeNull();
+    expect(reg.clientPid(other, 4242)).toBeNull();
+  });
 });
