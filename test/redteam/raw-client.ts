@@ -29,9 +29,9 @@ export class RawClient {
     socket.on('error', () => { /* 'close' follows; a reset after a FATAL is expected */ });
   }
 
-  static connect(port: number): Promise<RawClient> {
+  static connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host: '127.0.0.1', port });
+      const s = net.connect({ host, port });
       s.once('connect', () => resolve(new RawClient(s)));
       s.once('error', reject);
     });
