@@ -134,6 +134,9 @@ function installExitHook(): void {
 const secret = (): string => randomBytes(18).toString('hex');
 
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PgCluster> {
+  if (!existsSync(join(PG_BIN, 'initdb'))) {
+    throw new Error(`no PostgreSQL at ${PG_BIN} (initdb missing): apt-get install -y postgresql-15, or set SLUICE_PG_BIN`);
+  }
   const owner = ownerForChildren();
   const dir = await mkdtemp(join(tmpdir(), 'sluice-pg-'));
   if (owner) await chown(dir, owner.uid, owner.gid);
