@@ -37,6 +37,9 @@ const { values: args } = parseArgs({
 const seconds = Number(args.seconds);
 const rounds = Number(args.rounds);
 const scale = Number(args.scale);
+/** Fewer than 3 rounds, or a subset of targets or modes: an iteration aid, kept apart from the bench's results. */
+const quick = rounds < 3 || Boolean(args.only) || Boolean(args.modes);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer (got ${args.rounds})`);
 
 const SCENARIOS: Scenario[] = [
   { mode: 'simple', clients: 16, threads: 2 },
@@ -173,11 +176,13 @@ async function main(): Promise<void> {
   log(renderTables(summaries));
   if (sluiceSkipped) log(`\n(Sluice skipped: ${sluiceSkipped})`);
 
-  const out = join(repoRoot, 'bench', 'results', 'latest.json');
+  // latest.json is always a full run (every target and mode, at least 3 interleaved rounds); quick runs go beside it.
+  if (quick) log('\nA quick run (fewer than 3 rounds, or --only/--modes): not a bench result; written to quick.json.');
+  const out = join(repoRoot, 'bench', 'results', quick ? 'quick.json' : 'latest.json');
   await mkdir(dirname(out), { recursive: true });
   const report = {
     date: new Date().toISOString(),
-    options: { seconds, rounds, scale, externalPg: Boolean(args.pg) },
+    options: { seconds, rounds, scale, externalPg: Boolean(args.pg), quick, only: args.only ?? null, modes: args.modes ?? null },
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, pgbench: version('pgbench'), pgbouncer: version(PGBOUNCER_BIN) },
     sluiceSkipped: sluiceSkipped ?? null,
     summaries,
