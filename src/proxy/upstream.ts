@@ -54,7 +54,10 @@ export async function openTransport(target: UpstreamTarget, timeoutMs: number): 
   sock.write(sslRequest());
   const answer = await readExactlyOneByte(sock, timeoutMs);
   if (answer === 'N') {
-    if (target.tls.mode === 'prefer') return sock;
+    // Plaintext from here, as under 'disable': readExactlyOneByte paused the socket, and a socket paused explicitly
+    // stays paused when the caller attaches its 'data' listener. Nothing is lost: the server says nothing more until
+    // it receives the startup message (or closes after a cancel request).
+    if (target.tls.mode === 'prefer') return sock.resume();
     sock.destroy();
     throw new UpstreamError(`server refused TLS but the target requires it (tls.mode ${target.tls.mode})`);
   }
