@@ -1,4 +1,5 @@
 import { serialize } from 'pg-protocol';
+import { Parser } from 'pg-protocol/dist/parser.js';
 import { describe, expect, it } from 'vitest';
 import { Framer, writeFrames, type FrameError } from '../../../src/protocol/framer.js';
 import { startupMessage } from '../../../src/protocol/messages.js';
@@ -23,9 +24,21 @@ const messages: Buffer[] = [
   serialize.sync(),
   serialize.end(),
 ];
-const stream = Buffer.concat(messages);
-const starts: number[] = [];
-messages.reduce((at, m) => (starts.push(at), at + m.length), 0);
+
+/** A byte stream made of whole messages, with where each starts; `startup`: the first is a StartupMessage. */
+interface Stream {
+  messages: Buffer[];
+  bytes: Buffer;
+  starts: number[];
+  startup: boolean;
+}
+function streamOf(messages: Buffer[], startup: boolean): Stream {
+  const starts: number[] = [];
+  messages.reduce((at, m) => (starts.push(at), at + m.length), 0);
+  return { messages, bytes: Buffer.concat(messages), starts, startup };
+}
+const client = streamOf(messages, true);
+const stream = client.bytes;
 
 /** A copy of `b` in an ArrayBuffer of its own (Buffer.from would share Node's pool for small sizes). */
 function own(b: Buffer): Buffer {
@@ -41,16 +54,17 @@ interface Got {
 }
 
 /**
- * Feeds `chunks` (consecutive pieces of `stream`) to a startup-mode framer that switches to typed mode after
- * the first frame, as the client session does, and returns every frame with the chunk that completed it.
+ * Feeds `chunks` (consecutive pieces of `s.bytes`) to a framer and returns every frame with the chunk that
+ * completed it. A client stream starts in startup mode and switches to typed after the first frame, as the
+ * client session does; a server stream is typed from the first byte, as the upstream side is.
  */
-function feed(chunks: Buffer[]): Got[] {
-  const framer = new Framer(1 << 20, 'startup');
+function feed(chunks: Buffer[], s: Stream = client): Got[] {
+  const framer = new Framer(1 << 20, s.startup ? 'startup' : 'typed');
   const got: Got[] = [];
   let chunkStart = 0;
   for (const chunk of chunks) {
     const err = framer.push(chunk, (frame) => {
-      if (got.length === 0) framer.setTyped();
+      if (got.length === 0 && s.startup) framer.setTyped();
       got.push({ frame, chunk, chunkStart });
     });
     // Plain throws: vitest's expect is too slow for ~70k iterations.
@@ -61,12 +75,13 @@ function feed(chunks: Buffer[]): Got[] {
   return got;
 }
 
-/** Frames equal the recorded messages; a frame that lies inside one chunk is a view of that chunk (no copy). */
-function check(got: Got[]): void {
-  if (got.length !== messages.length) throw new Error(`got ${got.length} frames, sent ${messages.length}`);
-  for (let i = 0; i < messages.length; i++) {
+/** Frames equal the messages sent; a frame that lies inside one chunk is a view of that chunk (no copy). */
+function check(got: Got[], s: Stream = client): void {
+  const { messages: sent, starts } = s;
+  if (got.length !== sent.length) throw new Error(`got ${got.length} frames, sent ${sent.length}`);
+  for (let i = 0; i < sent.length; i++) {
     const { frame, chunk, chunkStart } = got[i]!;
-    if (!frame.equals(messages[i]!)) throw new Error(`frame ${i} differs from the message sent`);
+    if (!frame.equals(sent[i]!)) throw new Error(`frame ${i} differs from the message sent`);
     const inside = starts[i]! >= chunkStart && starts[i]! + frame.length <= chunkStart + chunk.length;
     if (inside && (frame.buffer !== chunk.buffer || frame.byteOffset !== chunk.byteOffset + starts[i]! - chunkStart)) {
       throw new Error(`frame ${i} lies inside one chunk but was copied`);
@@ -130,6 +145,76 @@ describe('Framer on a realistic stream', () => {
     expect(framer.push(q.subarray(9), (f) => frames.push(f))).toBeNull();
     expect(frames).toEqual([q]);
     expect(framer.buffered).toBe(0);
+  });
+});
+
+// Backend messages, built here: pg-protocol serializes only frontend messages. Layouts from
+// https://www.postgresql.org/docs/current/protocol-message-formats.html
+const i16 = (n: number): Buffer => { const b = Buffer.alloc(2); b.writeInt16BE(n); return b; };
+const i32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; };
+const cstr = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
+/** Code byte, int32 length (itself included, code excluded), body. */
+const backend = (code: string, ...body: Buffer[]): Buffer => {
+  const payload = Buffer.concat(body);
+  return Buffer.concat([Buffer.from(code, 'latin1'), i32(4 + payload.length), payload]);
+};
+const column = (name: string, typeOid: number, typlen: number): Buffer =>
+  Buffer.concat([cstr(name), i32(16384), i16(1), i32(typeOid), i16(typlen), i32(-1), i16(0)]);
+const value = (v: string | null): Buffer => (v === null ? i32(-1) : Buffer.concat([i32(Buffer.byteLength(v)), Buffer.from(v, 'utf8')]));
+const fields = (f: Record<string, string>): Buffer => Buffer.concat([...Object.entries(f).map(([k, v]) => cstr(k + v)), Buffer.from([0])]);
+const copyResponse = (code: 'G' | 'H'): Buffer => backend(code, Buffer.from([0]), i16(2), i16(0), i16(0));
+const MULTIBYTE = 'Zoë · 東京 · 🐘';
+
+/** What a server sends for a login, a query with rows, errors, notices, a COPY each way and an extended round trip. */
+const serverMessages: [name: string, frame: Buffer][] = [
+  ['authenticationOk', backend('R', i32(0))],
+  ['parameterStatus', backend('S', cstr('server_version'), cstr('15.8'))],
+  ['backendKeyData', backend('K', i32(4242), i32(-559038737))],
+  ['readyForQuery', backend('Z', Buffer.from('I'))],
+  ['rowDescription', backend('T', i16(3), column('id', 23, 4), column('name', 25, -1), column('note', 25, -1))],
+  ['dataRow', backend('D', i16(3), value('42'), value(null), value(MULTIBYTE))],
+  ['commandComplete', backend('C', cstr('SELECT 1'))],
+  ['error', backend('E', fields({ S: 'ERROR', V: 'ERROR', C: '42P01', M: `relation "${MULTIBYTE}" does not exist`, P: '15' }))],
+  ['notice', backend('N', fields({ S: 'NOTICE', V: 'NOTICE', C: '00000', M: 'table "t" does not exist, skipping' }))],
+  ['notification', backend('A', i32(4242), cstr('jobs'), cstr(`payload ${MULTIBYTE}`))],
+  ['copyInResponse', copyResponse('G')],
+  ['copyOutResponse', copyResponse('H')],
+  ['copyData', backend('d', Buffer.from(`1\t${MULTIBYTE}\n`, 'utf8'))],
+  ['copyDone', backend('c')], // empty body: the whole frame is its 5-byte header
+  ['parseComplete', backend('1')],
+  ['bindComplete', backend('2')],
+  ['emptyQuery', backend('I')],
+  ['dataRow', backend('D', i16(1), value('y'.repeat(100 * 1024)))], // > 64 KiB
+  ['commandComplete', backend('C', cstr('SELECT 2'))],
+  ['readyForQuery', backend('Z', Buffer.from('T'))],
+];
+const server = streamOf(serverMessages.map(([, f]) => f), false);
+
+describe('Framer on a server (backend) stream', () => {
+  it('the built stream is what pg-protocol parses as those messages (the builder is right)', () => {
+    const names: string[] = [];
+    new Parser().parse(server.bytes, (m) => names.push(m.name));
+    expect(names).toEqual(serverMessages.map(([n]) => n));
+    expect(server.bytes.length).toBeGreaterThan(64 * 1024);
+  });
+
+  it('yields the messages as the same bytes when the stream arrives in one chunk, all zero-copy', () => {
+    const chunk = own(server.bytes);
+    const got = feed([chunk], server);
+    check(got, server);
+    for (const g of got) expect(g.frame.buffer).toBe(chunk.buffer);
+  });
+
+  it('yields identical frames in order for a split at every byte offset', () => {
+    const b = server.bytes;
+    for (let cut = 1; cut < b.length; cut++) check(feed([b.subarray(0, cut), b.subarray(cut)], server), server);
+  });
+
+  it('yields identical frames when fed byte by byte', () => {
+    const b = server.bytes;
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < b.length; i++) chunks.push(b.subarray(i, i + 1));
+    check(feed(chunks, server), server);
   });
 });
 
