@@ -384,7 +384,6 @@ export class Relay {
   private fatalToClient(e: Omit<PgError, 'severity'>, reason: string): void {
     if (this.closed) return;
     if (this.client.writable) this.client.end(errorResponse({ severity: 'FATAL', ...e }));
-    setTimeout(() => this.client.destroy(), 1000).unref();
     this.end(reason);
   }
 
@@ -403,6 +402,9 @@ export class Relay {
     }
     setTimeout(() => server.destroy(), 1000).unref();
     if (!this.client.writableEnded) this.client.end();
+    // A second to take what was written, then gone: a client paused for a server that will never drain again
+    // would otherwise never be read to its EOF, and its socket (a connection slot, and the broker's close) stays.
+    setTimeout(() => this.client.destroy(), 1000).unref();
     this.ctx.cancels.unregister(this.opts.cancelPid);
     this.opts.gate.close();
     try {
