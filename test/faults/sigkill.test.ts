@@ -12,6 +12,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAudit } from '../../src/audit/verify.js';
 import { main as cli } from '../../src/cli.js';
+import { ensureBuilt } from '../harness/build.js';
 import { startPostgres, type PgCluster } from '../harness/postgres.js';
 import { runProcess, waitFor } from '../integration/clients/util.js';
 
@@ -23,8 +24,7 @@ let secret = '';
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  // bin/sluice.js runs dist/ (tsc emits even when another engineer's file has a type error; the check is the CLI).
-  await runProcess('npx', ['tsc', '-p', 'tsconfig.json'], { env: process.env }).catch(() => undefined);
+  await ensureBuilt(); // bin/sluice.js runs dist/
   expect(existsSync(join(ROOT, 'dist/src/cli.js'))).toBe(true);
   cluster = await startPostgres();
   await cluster.sql('CREATE TABLE k (v int); CREATE TABLE held (v int); ALTER TABLE k OWNER TO app; ALTER TABLE held OWNER TO app;', 'app');
