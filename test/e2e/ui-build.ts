@@ -1,19 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { newestMtime } from '../harness/build.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const UI_DIR = join(ROOT, 'dist', 'renderer');
-
-function newest(dir: string): number {
-  let t = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const s = statSync(p);
-    t = Math.max(t, s.isDirectory() ? newest(p) : s.mtimeMs);
-  }
-  return t;
-}
 
 /**
  * UI tests drive the built renderer, as `sluice serve` serves it. From a clean clone (`npm ci && npm test`) there is
@@ -21,7 +12,7 @@ function newest(dir: string): number {
  */
 export function ensureUiBuilt(): string {
   const index = join(UI_DIR, 'index.html');
-  const sources = Math.max(newest(join(ROOT, 'renderer')), newest(join(ROOT, 'src', 'contract')));
+  const sources = Math.max(newestMtime(join(ROOT, 'renderer')), newestMtime(join(ROOT, 'src', 'contract')));
   if (!existsSync(index) || statSync(index).mtimeMs < sources) {
     execFileSync(process.execPath, [join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', join(ROOT, 'renderer', 'vite.config.ts')], {
       cwd: ROOT, stdio: 'pipe', timeout: 170_000,

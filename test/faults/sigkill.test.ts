@@ -3,20 +3,20 @@
  * sessions left open are marked aborted, the pending approval gets a recorded outcome, the audit store is intact
  * (integrity_check, hash chain), every row the database holds has its audit record, and clients reconnect.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAudit } from '../../src/audit/verify.js';
 import { main as cli } from '../../src/cli.js';
 import { ensureBuilt } from '../harness/build.js';
+import { spawnServe } from '../harness/serve-process.js';
 import { startPostgres, type PgCluster } from '../harness/postgres.js';
-import { runProcess, waitFor } from '../integration/clients/util.js';
+import { waitFor } from '../integration/clients/util.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 let cluster: PgCluster;
 let dir: string;
 let cfg: string;
@@ -25,7 +25,6 @@ const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   await ensureBuilt(); // bin/sluice.js runs dist/
-  expect(existsSync(join(ROOT, 'dist/src/cli.js'))).toBe(true);
   cluster = await startPostgres();
   await cluster.sql('CREATE TABLE k (v int); CREATE TABLE held (v int); ALTER TABLE k OWNER TO app; ALTER TABLE held OWNER TO app;', 'app');
   dir = mkdtempSync(join(tmpdir(), 'sluice-sigkill-'));
@@ -56,19 +55,10 @@ afterAll(async () => {
 });
 
 async function serve(): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/sluice.js'), 'serve', '--config', cfg], {
-    cwd: dir, env: { ...process.env, KILL_PG_PASSWORD: cluster.roles.app.password }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(proc);
-  let stdout = '';
-  proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  proc.stderr!.on('data', () => {});
-  const port = await waitFor(() => {
-    const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stdout);
-    if (proc.exitCode !== null) throw new Error(`sluice serve exited ${proc.exitCode}:\n${stdout}`);
-    return m ? Number(m[1]) : undefined;
-  }, 'sluice serve to listen', 30_000);
-  return { proc, port };
+  const s = spawnServe(['--config', cfg], { cwd: dir, env: { ...process.env, KILL_PG_PASSWORD: cluster.roles.app.password } });
+  children.push(s.proc);
+  const port = Number((await s.waitForOutput(/listening on 127\.0\.0\.1:(\d+)/, 'sluice serve to listen'))[1]);
+  return { proc: s.proc, port };
 }
 
 const url = (port: number) => `postgres://agent:${encodeURIComponent(secret)}@127.0.0.1:${port}/app?sslmode=disable`;

@@ -14,7 +14,8 @@ const STAMP = join(ROOT, 'dist', '.built-at');
 /** A lock older than this was left by a killed run. */
 const STALE_LOCK_MS = 5 * 60_000;
 
-function newestMtime(dir: string): number {
+/** The newest modification time of any file under `dir`. */
+export function newestMtime(dir: string): number {
   let newest = 0;
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);

@@ -7,17 +7,17 @@
  * there too (psql reads ~/.psqlrc and ~/.pgpass). `--port 0` takes a free port instead of the demo's 6432; the
  * operator API falls back to a free port by itself when ui.port (6433) is taken.
  */
-import { exec, spawn, type ChildProcess } from 'node:child_process';
+import { exec, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../harness/build.js';
 import { PG_BIN } from '../harness/postgres.js';
+import { spawnServe } from '../harness/serve-process.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 
 let dir: string;
 let child: ChildProcess | undefined;
@@ -51,26 +51,12 @@ afterAll(() => {
 describe('sluice serve without a config (the embedded demo)', () => {
   it('prints a psql line that works as pasted, refuses a wrong key, keeps its data in ./.sluice/demo', async () => {
     const env = isolatedEnv(dir);
-    const proc = spawn(process.execPath, [join(ROOT, 'bin/sluice.js'), 'serve', '--port', '0'], {
-      cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const serve = spawnServe(['--port', '0'], { cwd: dir, env });
+    const proc = serve.proc;
     child = proc;
-    let stdout = '';
-    let stderr = '';
-    proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-
     // PGlite compiles and seeds its database first: seconds, more on a busy machine.
-    const line = await new Promise<string>((resolveLine, reject) => {
-      const check = () => {
-        const m = /^ {2}(PGPASSWORD=\S+ psql "[^"\n]*")$/m.exec(stdout);
-        if (m) { proc.stdout!.off('data', check); clearTimeout(timer); resolveLine(m[1]!); }
-      };
-      const timer = setTimeout(() => reject(new Error(`no psql line after 90 s:\n${stdout}\n${stderr}`)), 90_000);
-      proc.stdout!.on('data', check);
-      void exited.then((code) => { clearTimeout(timer); reject(new Error(`sluice serve exited ${code} before printing the psql line:\n${stdout}\n${stderr}`)); });
-    });
+    const line = (await serve.waitForOutput(/^ {2}(PGPASSWORD=\S+ psql "[^"\n]*")$/m, 'psql line', 90_000))[1]!;
+    const stdout = serve.stdout();
     expect(stdout).toMatch(/No config file given.*starting the embedded demo database/);
     const listening = /sluice listening on 127\.0\.0\.1:(\d+) \(targets: shop; data: (.+)\)/.exec(stdout);
     expect(listening, stdout).not.toBeNull();
@@ -95,7 +81,7 @@ describe('sluice serve without a config (the embedded demo)', () => {
     await expect(wrong.connect()).rejects.toMatchObject({ code: '28P01' });
 
     proc.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await serve.exited).toBe(0);
 
     // Everything it keeps is under the temp working directory, and the pasted query is in the audit store there.
     const db = new Database(join(dir, '.sluice', 'demo', 'sluice.db'), { readonly: true });

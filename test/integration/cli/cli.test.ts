@@ -1,15 +1,15 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli.js';
 import { ensureBuilt } from '../../harness/build.js';
+import { spawnServe } from '../../harness/serve-process.js';
 import { startPostgres, type PgCluster } from '../../harness/postgres.js';
 
 const run = promisify(execFile);
-const ROOT = resolve(import.meta.dirname, '../../..');
 
 /** Runs the CLI in this process with stdout/stderr captured (fast; the spawn test below covers bin/). */
 async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -197,24 +197,10 @@ describe('sluice serve (the real bin, spawned)', () => {
     const secret = (await cli('key', 'add', 'psql-agent', '--config', cfg)).stdout;
     expect(secret).toMatch(/^sk_/);
 
-    const proc = spawn(process.execPath, [join(ROOT, 'bin/sluice.js'), 'serve', '--config', cfg], {
-      cwd: dir, env: { ...process.env, CLI_TEST_PG_PASSWORD: cluster.roles.app.password }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const serve = spawnServe(['--config', cfg], { cwd: dir, env: { ...process.env, CLI_TEST_PG_PASSWORD: cluster.roles.app.password } });
+    const proc = serve.proc;
     child = proc;
-    let stdout = '';
-    let stderr = '';
-    proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-
-    const port = await new Promise<number>((resolvePort, reject) => {
-      const check = () => {
-        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stdout);
-        if (m) { proc.stdout!.off('data', check); resolvePort(Number(m[1])); }
-      };
-      proc.stdout!.on('data', check);
-      void exited.then((code) => reject(new Error(`sluice serve exited ${code} before listening:\n${stdout}\n${stderr}`)));
-    });
+    const port = Number((await serve.waitForOutput(/listening on 127\.0\.0\.1:(\d+)/, '"listening on"'))[1]);
 
     const psql = (sql: string) => run('psql', ['-X', '-At', '-c', sql, `host=127.0.0.1 port=${port} user=psql-agent dbname=app sslmode=disable`], {
       env: { ...process.env, PGPASSWORD: secret, PGCONNECT_TIMEOUT: '10' },
@@ -228,7 +214,7 @@ describe('sluice serve (the real bin, spawned)', () => {
     await expect(psql('SELECT 1')).rejects.toMatchObject({ stderr: expect.stringMatching(/password authentication failed.*revoked/) });
 
     proc.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(stdout).toMatch(/SIGTERM: shutting down/);
+    expect(await serve.exited).toBe(0);
+    expect(serve.stdout()).toMatch(/SIGTERM: shutting down/);
   });
 });
